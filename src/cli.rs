@@ -1,0 +1,282 @@
+//! Command-line flags, spelled as `kubectl proxy` spells them.
+//!
+//! This module only turns argv into [`Args`]: plain values, no files read and no
+//! environment consulted. [`crate::config`] decides what they mean together.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lexopt::ValueExt;
+
+/// kubectl's defaults, copied from `kubectl proxy --help` (v1.32).
+pub const DEFAULT_PORT: u16 = 8001;
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1";
+pub const DEFAULT_ACCEPT_HOSTS: &str = r"^localhost$,^127\.0\.0\.1$,^\[::1\]$";
+pub const DEFAULT_ACCEPT_PATHS: &str = "^.*";
+pub const DEFAULT_REJECT_PATHS: &str = "^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach";
+pub const DEFAULT_REJECT_METHODS: &str = "^$";
+pub const DEFAULT_API_PREFIX: &str = "/";
+pub const DEFAULT_SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Kubernetes gives a Pod 30 s between SIGTERM and SIGKILL; finishing in-flight
+/// requests within a few seconds leaves the rest for the app container.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
+
+/// What the user asked for on the command line.
+#[derive(Debug)]
+pub struct Args {
+    pub port: u16,
+    pub address: String,
+    pub accept_hosts: String,
+    pub accept_paths: String,
+    pub reject_paths: String,
+    pub reject_methods: String,
+    pub api_prefix: String,
+    pub disable_filter: bool,
+    pub unix_socket: Option<PathBuf>,
+    pub keepalive: Option<Duration>,
+    pub verbosity: u8,
+    pub server: Option<String>,
+    pub certificate_authority: Option<PathBuf>,
+    /// Kept out of `Debug` output: see [`Secret`].
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
+    pub insecure_skip_tls_verify: bool,
+    pub serviceaccount_dir: PathBuf,
+    pub grace_period: Duration,
+}
+
+/// A bearer token given with `--token`. Its `Debug` never shows the value, so
+/// an `{:?}` in a log line or a test failure cannot leak it.
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// What the process should do.
+#[derive(Debug)]
+pub enum Command {
+    Serve(Box<Args>),
+    Help,
+    Version,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            port: DEFAULT_PORT,
+            address: DEFAULT_ADDRESS.into(),
+            accept_hosts: DEFAULT_ACCEPT_HOSTS.into(),
+            accept_paths: DEFAULT_ACCEPT_PATHS.into(),
+            reject_paths: DEFAULT_REJECT_PATHS.into(),
+            reject_methods: DEFAULT_REJECT_METHODS.into(),
+            api_prefix: DEFAULT_API_PREFIX.into(),
+            disable_filter: false,
+            unix_socket: None,
+            keepalive: None,
+            verbosity: 0,
+            server: None,
+            certificate_authority: None,
+            token: None,
+            token_file: None,
+            tls_server_name: None,
+            insecure_skip_tls_verify: false,
+            serviceaccount_dir: DEFAULT_SERVICEACCOUNT_DIR.into(),
+            grace_period: DEFAULT_GRACE_PERIOD,
+        }
+    }
+}
+
+/// A flag that could not be understood. The message names the flag.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (see kproxy --help)", self.0)
+    }
+}
+
+impl From<lexopt::Error> for UsageError {
+    fn from(e: lexopt::Error) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+/// `argv` includes the program name first, as `std::env::args_os()` gives it.
+pub fn parse<I>(argv: I) -> Result<Command, UsageError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::prelude::*;
+
+    let mut args = Args::default();
+    let mut parser = lexopt::Parser::from_iter(argv);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Long("version") => return Ok(Command::Version),
+            Short('p') | Long("port") => args.port = number(&mut parser, "--port")?,
+            Long("address") => args.address = string(&mut parser)?,
+            Long("accept-hosts") => args.accept_hosts = string(&mut parser)?,
+            Long("accept-paths") => args.accept_paths = string(&mut parser)?,
+            Long("reject-paths") => args.reject_paths = string(&mut parser)?,
+            Long("reject-methods") => args.reject_methods = string(&mut parser)?,
+            Long("api-prefix") => args.api_prefix = string(&mut parser)?,
+            Long("disable-filter") => {
+                args.disable_filter = boolean(&mut parser, "--disable-filter")?
+            }
+            Short('u') | Long("unix-socket") => args.unix_socket = Some(path(&mut parser)?),
+            Long("keepalive") => args.keepalive = Some(duration(&mut parser, "--keepalive")?),
+            Short('v') | Long("v") => args.verbosity = number(&mut parser, "--v")?,
+            Short('s') | Long("server") => args.server = Some(string(&mut parser)?),
+            Long("certificate-authority") => args.certificate_authority = Some(path(&mut parser)?),
+            Long("token") => args.token = Some(Secret(string(&mut parser)?)),
+            Long("token-file") => args.token_file = Some(path(&mut parser)?),
+            Long("tls-server-name") => args.tls_server_name = Some(string(&mut parser)?),
+            Long("insecure-skip-tls-verify") => {
+                args.insecure_skip_tls_verify = boolean(&mut parser, "--insecure-skip-tls-verify")?
+            }
+            Long("serviceaccount-dir") => args.serviceaccount_dir = path(&mut parser)?,
+            Long("grace-period") => args.grace_period = duration(&mut parser, "--grace-period")?,
+            Value(v) => {
+                return Err(UsageError(format!(
+                    "unexpected argument {:?}: kproxy takes only flags",
+                    v.to_string_lossy()
+                )))
+            }
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    Ok(Command::Serve(Box::new(args)))
+}
+
+fn string(parser: &mut lexopt::Parser) -> Result<String, UsageError> {
+    Ok(parser.value()?.string()?)
+}
+
+fn path(parser: &mut lexopt::Parser) -> Result<PathBuf, UsageError> {
+    Ok(parser.value()?.into())
+}
+
+fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, UsageError> {
+    let value = string(parser)?;
+    value.parse().map_err(|_| {
+        UsageError(format!(
+            "invalid value {value:?} for {flag}: expected a number"
+        ))
+    })
+}
+
+/// Boolean flags take an optional value, as pflag's do: `--disable-filter`,
+/// `--disable-filter=true`, `--disable-filter=false`.
+fn boolean(parser: &mut lexopt::Parser, flag: &str) -> Result<bool, UsageError> {
+    let Some(value) = parser.optional_value() else {
+        return Ok(true);
+    };
+    match value.to_str() {
+        Some("true" | "1" | "t" | "T" | "TRUE" | "True") => Ok(true),
+        Some("false" | "0" | "f" | "F" | "FALSE" | "False") => Ok(false),
+        _ => Err(UsageError(format!(
+            "invalid value {:?} for {flag}: expected true or false",
+            value.to_string_lossy()
+        ))),
+    }
+}
+
+fn duration(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, UsageError> {
+    let value = string(parser)?;
+    parse_duration(&value).ok_or_else(|| {
+        UsageError(format!(
+            "invalid value {value:?} for {flag}: expected a duration such as 30s, 1m or 500ms"
+        ))
+    })
+}
+
+/// Parses the subset of Go's `time.ParseDuration` that people write:
+/// a sequence of `<number><unit>` with units h, m, s, ms, us, µs, ns, or a bare `0`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        let number: f64 = number.parse().ok()?;
+        total += Duration::try_from_secs_f64(number * scale).ok()?;
+        rest = tail;
+    }
+    (!text.is_empty()).then_some(total)
+}
+
+pub const HELP: &str = "\
+kproxy: a small drop-in replacement for `kubectl proxy`, made to run as a Pod sidecar.
+
+It listens on 127.0.0.1:8001 and forwards each request to the Kubernetes API server,
+adding the Pod's service-account token and checking the server's certificate, so that
+the Pod's other containers can `curl localhost:8001/api` without credentials.
+
+Usage:
+  kproxy [flags]
+
+In a Pod no flag is needed: the server comes from KUBERNETES_SERVICE_HOST and
+KUBERNETES_SERVICE_PORT, the CA and token from the service-account directory.
+
+Proxy flags (as in kubectl proxy):
+  -p, --port PORT              Port to listen on; 0 picks a free port (default 8001)
+      --address ADDR           IP address to listen on (default 127.0.0.1)
+  -u, --unix-socket PATH       Listen on a Unix socket (mode 0700) instead of TCP
+      --accept-hosts REGEXES   Hosts to accept (default '^localhost$,^127\\.0\\.0\\.1$,^\\[::1\\]$')
+      --accept-paths REGEXES   Paths to accept (default '^.*')
+      --reject-paths REGEXES   Paths to reject, checked first
+                               (default '^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach')
+      --reject-methods REGEXES HTTP methods to reject (default '^$', i.e. none)
+      --api-prefix PREFIX      Serve the API under this prefix (default '/')
+      --disable-filter         Turn off all the filters above (unsafe: open to XSRF)
+      --keepalive DURATION     TCP keep-alive period for long-lived upgraded connections
+  -v, --v LEVEL                Log verbosity; 4 and above logs one line per request
+
+  REGEXES are comma-separated regular expressions, matched anywhere in the value unless
+  anchored, as kubectl does. Paths are matched percent-decoded and with '.', '..' and
+  empty segments removed.
+
+Cluster flags (as kubectl's global flags):
+  -s, --server URL             API server URL (default: in-cluster, from the environment)
+      --certificate-authority FILE
+                               CA bundle (PEM) to verify the API server with
+      --token TOKEN            Bearer token (prefer --token-file: argv is visible in /proc)
+      --token-file FILE        Read the bearer token from FILE, re-read when it changes
+      --tls-server-name NAME   Server name to verify the certificate against
+      --insecure-skip-tls-verify
+                               Do not verify the API server's certificate (unsafe)
+      --serviceaccount-dir DIR Where in-cluster credentials live
+                               (default /var/run/secrets/kubernetes.io/serviceaccount)
+
+Process flags:
+      --grace-period DURATION  On SIGTERM/SIGINT, time allowed for requests in flight (default 5s)
+  -h, --help                   Show this help
+      --version                Show the version
+";

@@ -1,0 +1,414 @@
+//! Flags, environment and service-account files become one [`Config`].
+//!
+//! Everything that can be wrong with the configuration is found here, before the
+//! listener opens: a bad regex, a missing token, a CA that is not a certificate.
+//! Each error is one line that names the flag or file and says what to do.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{self, Args};
+use crate::credentials::{TokenSource, TokenSourceError};
+use crate::filter::{Filter, Patterns};
+use crate::tls;
+
+/// Everything the proxy needs to run, validated.
+pub struct Config {
+    pub listen: Listen,
+    pub upstream: UpstreamConfig,
+    /// `None` with `--disable-filter`.
+    pub filter: Option<Filter>,
+    /// Always starts and ends with `/`.
+    pub api_prefix: String,
+    pub keepalive: Option<Duration>,
+    pub verbosity: u8,
+    pub grace_period: Duration,
+    /// Warnings to print once the logger is set up (insecure TLS, no filter...).
+    pub warnings: Vec<String>,
+}
+
+pub enum Listen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+pub struct UpstreamConfig {
+    pub server: ServerUrl,
+    /// `None` for a plain `http://` server.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub server_name: rustls_pki_types::ServerName<'static>,
+    pub token: TokenSource,
+}
+
+/// The API server's address, as taken from `--server` or the environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerUrl {
+    pub https: bool,
+    /// Host as written in a URL: an IPv6 literal keeps its brackets.
+    pub host: String,
+    pub port: u16,
+}
+
+impl ServerUrl {
+    /// Parses `https://host[:port][/]`. A path is not supported (kubectl ignores it too,
+    /// unless --append-server-path), so it is an error rather than a surprise.
+    pub fn parse(url: &str) -> Result<ServerUrl, ConfigError> {
+        let bad = |why: &str| ConfigError(format!("invalid --server {url:?}: {why}"));
+        let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(bad("expected https://HOST[:PORT]"));
+        };
+        let authority = match rest.find('/') {
+            Some(i) if rest[i..] != *"/" => {
+                return Err(bad("a path after the host is not supported"))
+            }
+            Some(i) => &rest[..i],
+            None => rest,
+        };
+        let default_port = if https { 443 } else { 80 };
+        let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+            None => default_port,
+        };
+        if host.is_empty() || host.contains('@') {
+            return Err(bad("bad host"));
+        }
+        Ok(ServerUrl {
+            https,
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// `https://HOST:PORT` as `rest.InClusterConfig` builds it (IPv6 in brackets).
+    pub fn in_cluster(host: &str, port: &str) -> Result<ServerUrl, ConfigError> {
+        let host = match host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+            _ => host.to_string(),
+        };
+        ServerUrl::parse(&format!("https://{host}:{port}")).map_err(|_| {
+            ConfigError(format!(
+                "KUBERNETES_SERVICE_HOST={host:?} and KUBERNETES_SERVICE_PORT={port:?} do not form a valid address"
+            ))
+        })
+    }
+
+    /// The host without IPv6 brackets: what DNS, sockets and TLS want.
+    pub fn bare_host(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
+    }
+
+    /// `host:port`, the value of the Host header sent upstream.
+    pub fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+impl fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+/// Splits `host[:port]`, keeping the brackets of an IPv6 literal.
+/// Returns `None` when the brackets are unbalanced.
+pub fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
+    if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let (host, rest) = authority.split_at(end + 1);
+        return match rest {
+            "" => Some((host, None)),
+            _ => Some((host, Some(rest.strip_prefix(':')?))),
+        };
+    }
+    match authority.rsplit_once(':') {
+        // A bare IPv6 literal without brackets has several colons: no port.
+        Some((host, _)) if host.contains(':') => Some((authority, None)),
+        Some((host, port)) => Some((host, Some(port))),
+        None => Some((authority, None)),
+    }
+}
+
+/// A configuration problem, reported as one line before the proxy starts.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<TokenSourceError> for ConfigError {
+    fn from(e: TokenSourceError) -> Self {
+        ConfigError(e.to_string())
+    }
+}
+
+impl From<tls::CaError> for ConfigError {
+    fn from(e: tls::CaError) -> Self {
+        ConfigError(e.to_string())
+    }
+}
+
+/// The environment, read through one function so tests can supply their own.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+pub struct ProcessEnv;
+
+impl Environment for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    pub fn from_args(args: Args, env: &dyn Environment) -> Result<Config, ConfigError> {
+        let mut warnings = Vec::new();
+        let listen = listen(&args)?;
+        let upstream = upstream(&args, env, &mut warnings)?;
+        let filter = filter(&args, &listen, &mut warnings)?;
+        Ok(Config {
+            listen,
+            upstream,
+            filter,
+            api_prefix: api_prefix(&args.api_prefix)?,
+            keepalive: args.keepalive,
+            verbosity: args.verbosity,
+            grace_period: args.grace_period,
+            warnings,
+        })
+    }
+}
+
+fn listen(args: &Args) -> Result<Listen, ConfigError> {
+    if let Some(path) = &args.unix_socket {
+        // kubectl's own rule: a unix socket and a non-default port contradict each other.
+        if args.port != cli::DEFAULT_PORT {
+            return Err(ConfigError(
+                "cannot set --unix-socket and --port at the same time".into(),
+            ));
+        }
+        return Ok(Listen::Unix(path.clone()));
+    }
+    // kubectl needs `[::1]`; a bare `::1` is accepted too since it is unambiguous.
+    let host = args.address.trim_start_matches('[').trim_end_matches(']');
+    let ip = match host.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => (host, args.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .map(|a| a.ip())
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "invalid --address {:?}: expected an IP address such as 127.0.0.1",
+                    args.address
+                ))
+            })?,
+    };
+    Ok(Listen::Tcp(SocketAddr::new(ip, args.port)))
+}
+
+fn upstream(
+    args: &Args,
+    env: &dyn Environment,
+    warnings: &mut Vec<String>,
+) -> Result<UpstreamConfig, ConfigError> {
+    let sa_dir = &args.serviceaccount_dir;
+    let (server, default_ca, default_token) = match &args.server {
+        Some(url) => (ServerUrl::parse(url)?, None, None),
+        None => {
+            let (Some(host), Some(port)) = (
+                env.var("KUBERNETES_SERVICE_HOST"),
+                env.var("KUBERNETES_SERVICE_PORT"),
+            ) else {
+                return Err(ConfigError(
+                    "no API server: run kproxy in a Pod (where KUBERNETES_SERVICE_HOST and \
+                     KUBERNETES_SERVICE_PORT are set) or pass --server https://HOST:PORT"
+                        .into(),
+                ));
+            };
+            (
+                ServerUrl::in_cluster(&host, &port)?,
+                Some(sa_dir.join("ca.crt")),
+                Some(sa_dir.join("token")),
+            )
+        }
+    };
+
+    let token = token_source(args, default_token)?;
+    let server_name = tls::server_name(args.tls_server_name.as_deref(), server.bare_host())?;
+    let tls = if server.https {
+        let ca = args.certificate_authority.clone().or(default_ca);
+        Some(tls_config(args, ca.as_deref(), warnings)?)
+    } else {
+        None
+    };
+    Ok(UpstreamConfig {
+        server,
+        tls,
+        server_name,
+        token,
+    })
+}
+
+fn token_source(args: &Args, default: Option<PathBuf>) -> Result<TokenSource, ConfigError> {
+    match (&args.token, &args.token_file) {
+        (Some(_), Some(_)) => Err(ConfigError(
+            "--token and --token-file cannot be used together: keep --token-file".into(),
+        )),
+        (Some(token), None) => Ok(TokenSource::fixed(&token.0)?),
+        (None, Some(path)) => Ok(TokenSource::file(path)?),
+        (None, None) => match default {
+            Some(path) => Ok(TokenSource::file(&path)?),
+            None => Ok(TokenSource::None),
+        },
+    }
+}
+
+fn tls_config(
+    args: &Args,
+    ca: Option<&Path>,
+    warnings: &mut Vec<String>,
+) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+    if args.insecure_skip_tls_verify {
+        if args.certificate_authority.is_some() {
+            // kubectl refuses this combination too.
+            return Err(ConfigError(
+                "--insecure-skip-tls-verify and --certificate-authority cannot be used together"
+                    .into(),
+            ));
+        }
+        warnings.push(
+            "--insecure-skip-tls-verify: the API server's certificate is not checked; \
+             anyone on the network path can read the token"
+                .into(),
+        );
+        return Ok(tls::insecure_client_config());
+    }
+    let ca = match ca {
+        Some(ca) => ca.to_path_buf(),
+        None => tls::system_ca_bundle().ok_or_else(|| {
+            ConfigError(
+                "no CA to verify the API server with: pass --certificate-authority FILE".into(),
+            )
+        })?,
+    };
+    Ok(tls::client_config(&tls::load_ca(&ca)?))
+}
+
+fn filter(
+    args: &Args,
+    listen: &Listen,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Filter>, ConfigError> {
+    if args.disable_filter {
+        // kubectl stays quiet on a unix socket, where only the file's owner can connect.
+        if matches!(listen, Listen::Tcp(_)) {
+            warnings.push(
+                "request filter disabled, your proxy is vulnerable to XSRF attacks, \
+                 please be cautious"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    }
+    let patterns = |flag: &str, value: &str| {
+        Patterns::parse(value).map_err(|e| ConfigError(format!("invalid {flag}: {e}")))
+    };
+    Ok(Some(Filter {
+        accept_hosts: patterns("--accept-hosts", &args.accept_hosts)?,
+        accept_paths: patterns("--accept-paths", &args.accept_paths)?,
+        reject_paths: patterns("--reject-paths", &args.reject_paths)?,
+        reject_methods: patterns("--reject-methods", &args.reject_methods)?,
+    }))
+}
+
+/// kubectl adds the trailing slash; a prefix must start with one too.
+fn api_prefix(prefix: &str) -> Result<String, ConfigError> {
+    if !prefix.starts_with('/') {
+        return Err(ConfigError(format!(
+            "invalid --api-prefix {prefix:?}: it must start with /"
+        )));
+    }
+    let mut prefix = prefix.to_string();
+    if !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Ok(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls() {
+        let ok = |url: &str, https, host: &str, port| {
+            assert_eq!(
+                ServerUrl::parse(url).unwrap(),
+                ServerUrl {
+                    https,
+                    host: host.into(),
+                    port
+                },
+                "{url}"
+            )
+        };
+        ok("https://10.0.0.1:6443", true, "10.0.0.1", 6443);
+        ok(
+            "https://kubernetes.default.svc",
+            true,
+            "kubernetes.default.svc",
+            443,
+        );
+        ok("https://[fd00::1]:443/", true, "[fd00::1]", 443);
+        ok("http://127.0.0.1:8080", false, "127.0.0.1", 8080);
+        for bad in [
+            "10.0.0.1:443",
+            "https://",
+            "https://h:x",
+            "https://[::1",
+            "https://h/api",
+            "ftp://h",
+        ] {
+            assert!(ServerUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            ServerUrl::in_cluster("fd00::1", "443").unwrap().to_string(),
+            "https://[fd00::1]:443"
+        );
+    }
+
+    #[test]
+    fn host_port_split() {
+        assert_eq!(split_host_port("[::1]:8001"), Some(("[::1]", Some("8001"))));
+        assert_eq!(split_host_port("[::1]"), Some(("[::1]", None)));
+        assert_eq!(
+            split_host_port("localhost:8001"),
+            Some(("localhost", Some("8001")))
+        );
+        assert_eq!(split_host_port("localhost"), Some(("localhost", None)));
+        assert_eq!(split_host_port("::1"), Some(("::1", None)));
+        assert_eq!(split_host_port("[::1"), None);
+        assert_eq!(split_host_port("[::1]x"), None);
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(api_prefix("/").unwrap(), "/");
+        assert_eq!(api_prefix("/k8s").unwrap(), "/k8s/");
+        assert!(api_prefix("k8s").is_err());
+    }
+}

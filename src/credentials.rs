@@ -1,0 +1,206 @@
+//! The bearer token, from `--token` or from a file that the kubelet rewrites.
+//!
+//! A file token is re-read by path (never held open: the kubelet swaps a `..data`
+//! symlink) at most once a second, so a rotated token is in use about a second
+//! after it lands and the cost per request is one clock read. An empty or
+//! unreadable file keeps the last good token. The token never reaches a log line:
+//! [`Token`] has no `Display` and its `Debug` is redacted.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a token file is looked at again.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The ready-made header line `Authorization: Bearer ...\r\n`, shared by requests.
+#[derive(Clone)]
+pub struct Token(Arc<[u8]>);
+
+impl Token {
+    fn new(token: &str) -> Token {
+        Token(
+            format!("Authorization: Bearer {token}\r\n")
+                .into_bytes()
+                .into(),
+        )
+    }
+
+    /// The whole header line, CRLF included.
+    pub fn header_line(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+pub enum TokenSource {
+    /// Explicit configuration without a token: requests go up as the client sent them.
+    None,
+    Fixed(Token),
+    File(FileToken),
+}
+
+pub struct FileToken {
+    path: PathBuf,
+    state: Mutex<FileState>,
+}
+
+struct FileState {
+    token: Token,
+    text: String,
+    checked: Instant,
+    /// Set after a failed reload, so a broken file is logged once, not every second.
+    failing: bool,
+}
+
+#[derive(Debug)]
+pub enum TokenSourceError {
+    Empty(String),
+    Unreadable(PathBuf, std::io::Error),
+    EmptyFile(PathBuf),
+    NotText(PathBuf),
+    BadCharacters(String),
+}
+
+impl fmt::Display for TokenSourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenSourceError::Empty(flag) => write!(f, "{flag} is empty"),
+            TokenSourceError::Unreadable(path, e) => {
+                write!(f, "token file {}: cannot read it: {e}", path.display())
+            }
+            TokenSourceError::EmptyFile(path) => {
+                write!(f, "token file {}: the file is empty", path.display())
+            }
+            TokenSourceError::NotText(path) => {
+                write!(
+                    f,
+                    "token file {}: not a token (not UTF-8 text)",
+                    path.display()
+                )
+            }
+            TokenSourceError::BadCharacters(from) => write!(
+                f,
+                "{from}: the token holds characters that cannot go in an HTTP header"
+            ),
+        }
+    }
+}
+
+impl TokenSource {
+    pub fn fixed(token: &str) -> Result<TokenSource, TokenSourceError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(TokenSourceError::Empty("--token".into()));
+        }
+        check_header_safe(token, || "--token".into())?;
+        Ok(TokenSource::Fixed(Token::new(token)))
+    }
+
+    pub fn file(path: &Path) -> Result<TokenSource, TokenSourceError> {
+        let text = read_token(path)?;
+        let state = FileState {
+            token: Token::new(&text),
+            text,
+            checked: Instant::now(),
+            failing: false,
+        };
+        Ok(TokenSource::File(FileToken {
+            path: path.to_path_buf(),
+            state: Mutex::new(state),
+        }))
+    }
+
+    /// The token to send now, if any.
+    pub fn current(&self) -> Option<Token> {
+        match self {
+            TokenSource::None => None,
+            TokenSource::Fixed(token) => Some(token.clone()),
+            TokenSource::File(file) => Some(file.current()),
+        }
+    }
+}
+
+impl FileToken {
+    fn current(&self) -> Token {
+        // A poisoned lock only means another thread panicked mid-update; the state
+        // is still a valid token, so keep serving with it.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.checked.elapsed() >= RELOAD_INTERVAL {
+            state.checked = Instant::now();
+            self.reload(&mut state);
+        }
+        state.token.clone()
+    }
+
+    fn reload(&self, state: &mut FileState) {
+        match read_token(&self.path) {
+            Ok(text) => {
+                if text != state.text {
+                    crate::log!(
+                        2,
+                        "token file {} changed: using the new token",
+                        self.path.display()
+                    );
+                    state.token = Token::new(&text);
+                    state.text = text;
+                }
+                state.failing = false;
+            }
+            Err(e) => {
+                if !state.failing {
+                    crate::log!(0, "{e}; keeping the last good token");
+                }
+                state.failing = true;
+            }
+        }
+    }
+}
+
+fn read_token(path: &Path) -> Result<String, TokenSourceError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| TokenSourceError::Unreadable(path.to_path_buf(), e))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| TokenSourceError::NotText(path.to_path_buf()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(TokenSourceError::EmptyFile(path.to_path_buf()));
+    }
+    check_header_safe(token, || format!("token file {}", path.display()))?;
+    Ok(token.to_string())
+}
+
+/// A CR, LF or other control character in the token would let it end the
+/// Authorization header early and inject another one.
+fn check_header_safe(token: &str, from: impl Fn() -> String) -> Result<(), TokenSourceError> {
+    if token.bytes().any(|b| b.is_ascii_control()) {
+        return Err(TokenSourceError::BadCharacters(from()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_line_and_redaction() {
+        let TokenSource::Fixed(token) = TokenSource::fixed(" abc.def \n").unwrap() else {
+            panic!("expected a fixed token")
+        };
+        assert_eq!(token.header_line(), b"Authorization: Bearer abc.def\r\n");
+        assert!(!format!("{token:?}").contains("abc"));
+    }
+
+    #[test]
+    fn refuses_control_characters_and_empty() {
+        assert!(TokenSource::fixed("a\r\nX-Evil: 1").is_err());
+        assert!(TokenSource::fixed("  ").is_err());
+    }
+}

@@ -1,0 +1,322 @@
+//! Message bodies, streamed: read in the framing they came in, written in the
+//! framing the other side needs, one piece at a time and never whole.
+//!
+//! [`BodyReader`] hands out slices of its reader's buffer (no copy), and
+//! [`copy`] writes each one on at once, so a watch event reaches the client as
+//! soon as the API server sends it and a 100 MB list passes in constant memory.
+
+use std::io::{self, BufRead, Write};
+
+/// How a body is delimited on the wire (RFC 9112 §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Ends when the sender closes the connection (responses only).
+    UntilClose,
+}
+
+/// Longest chunk-size line or trailer line accepted.
+const MAX_LINE: usize = 4096;
+/// Most bytes of trailer fields accepted (they are read and dropped).
+const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Reads one body from a buffered stream, leaving the stream at the next message.
+pub struct BodyReader<'a, R> {
+    inner: &'a mut R,
+    state: State,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum State {
+    Length(u64),
+    UntilClose,
+    ChunkSize,
+    ChunkData(u64),
+    ChunkEnd,
+    Trailers,
+    Done,
+}
+
+fn invalid(why: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+fn cut_short() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short")
+}
+
+impl<'a, R: BufRead> BodyReader<'a, R> {
+    pub fn new(inner: &'a mut R, kind: BodyKind) -> Self {
+        let state = match kind {
+            BodyKind::Empty | BodyKind::Length(0) => State::Done,
+            BodyKind::Length(n) => State::Length(n),
+            BodyKind::Chunked => State::ChunkSize,
+            BodyKind::UntilClose => State::UntilClose,
+        };
+        BodyReader { inner, state }
+    }
+
+    /// The next piece of body data, or an empty slice at the end of the body.
+    /// Call [`consume`](Self::consume) with the length used before the next call.
+    pub fn fill(&mut self) -> io::Result<&[u8]> {
+        loop {
+            match self.state {
+                State::Done => return Ok(&[]),
+                State::Length(n) | State::ChunkData(n) => {
+                    let available = self.inner.fill_buf()?;
+                    if available.is_empty() {
+                        return Err(cut_short());
+                    }
+                    let len = available
+                        .len()
+                        .min(usize::try_from(n).unwrap_or(usize::MAX));
+                    return Ok(&available[..len]);
+                }
+                State::UntilClose => {
+                    let available = self.inner.fill_buf()?;
+                    if available.is_empty() {
+                        self.state = State::Done;
+                    }
+                    return Ok(available);
+                }
+                State::ChunkSize => {
+                    let line = read_line(self.inner, MAX_LINE)?;
+                    self.state = match parse_chunk_size(&line)? {
+                        0 => State::Trailers,
+                        n => State::ChunkData(n),
+                    };
+                }
+                State::ChunkEnd => {
+                    if !read_line(self.inner, 2)?.is_empty() {
+                        return Err(invalid("chunk data longer than its size"));
+                    }
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => {
+                    skip_trailers(self.inner)?;
+                    self.state = State::Done;
+                }
+            }
+        }
+    }
+
+    pub fn consume(&mut self, len: usize) {
+        self.inner.consume(len);
+        let len = len as u64;
+        self.state = match self.state {
+            State::Length(n) if n == len => State::Done,
+            State::Length(n) => State::Length(n - len),
+            State::ChunkData(n) if n == len => State::ChunkEnd,
+            State::ChunkData(n) => State::ChunkData(n - len),
+            other => other,
+        };
+    }
+
+    /// Whether the whole body, framing included, has been read.
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Reads the whole body into memory. Only for bodies known to be small.
+    pub fn read_to_vec(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        loop {
+            let data = self.fill()?;
+            if data.is_empty() {
+                return Ok(());
+            }
+            let len = data.len();
+            out.extend_from_slice(data);
+            self.consume(len);
+        }
+    }
+}
+
+/// Reads a line ending in CRLF (a bare LF is refused, RFC 9112 §2.2) and returns
+/// it without the CRLF.
+fn read_line<R: BufRead>(reader: &mut R, max: usize) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Err(cut_short());
+        }
+        let (part, found) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        line.extend_from_slice(part);
+        let used = part.len();
+        reader.consume(used);
+        if line.len() > max + 2 {
+            return Err(invalid("chunk line too long"));
+        }
+        if found {
+            line.pop();
+            return match line.pop() {
+                Some(b'\r') => Ok(line),
+                _ => Err(invalid("bare LF in chunked framing")),
+            };
+        }
+    }
+}
+
+/// `chunk-size [ chunk-ext ]` (RFC 9112 §7.1): hex digits, then optionally
+/// `;name[=value]` extensions, which are checked for shape and ignored.
+fn parse_chunk_size(line: &[u8]) -> io::Result<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 15 {
+        return Err(invalid("bad chunk size"));
+    }
+    let (size, ext) = line.split_at(digits);
+    let ext_ok = ext.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+        && (ext.trim_ascii_start().is_empty() || ext.trim_ascii_start().starts_with(b";"));
+    if !ext_ok {
+        return Err(invalid("bad chunk extension"));
+    }
+    let size = std::str::from_utf8(size).map_err(|_| invalid("bad chunk size"))?;
+    u64::from_str_radix(size, 16).map_err(|_| invalid("bad chunk size"))
+}
+
+fn skip_trailers<R: BufRead>(reader: &mut R) -> io::Result<()> {
+    let mut total = 0;
+    loop {
+        let line = read_line(reader, MAX_LINE)?;
+        if line.is_empty() {
+            return Ok(());
+        }
+        total += line.len();
+        if total > MAX_TRAILERS {
+            return Err(invalid("trailers too large"));
+        }
+    }
+}
+
+/// The framing a body is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Bytes as they are: for Content-Length bodies and close-delimited ones.
+    Identity,
+    Chunked,
+}
+
+/// Which side of a body copy failed: the source (API server or client body)
+/// or the destination.
+#[derive(Debug)]
+pub enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Streams a whole body from `body` to `out`, flushing after each piece so that
+/// nothing waits in a buffer while the source is quiet. Returns the body bytes sent.
+pub fn copy<R: BufRead, W: Write>(
+    body: &mut BodyReader<'_, R>,
+    out: &mut W,
+    encoding: Encoding,
+) -> Result<u64, CopyError> {
+    let mut total = 0;
+    loop {
+        let data = body.fill().map_err(CopyError::Read)?;
+        if data.is_empty() {
+            break;
+        }
+        let len = data.len();
+        write_piece(out, data, encoding).map_err(CopyError::Write)?;
+        body.consume(len);
+        total += len as u64;
+    }
+    finish(out, encoding).map_err(CopyError::Write)?;
+    Ok(total)
+}
+
+/// Writes one piece of body data in `encoding` and flushes it.
+pub fn write_piece<W: Write>(out: &mut W, data: &[u8], encoding: Encoding) -> io::Result<()> {
+    if encoding == Encoding::Chunked {
+        write!(out, "{:x}\r\n", data.len())?;
+        out.write_all(data)?;
+        out.write_all(b"\r\n")?;
+    } else {
+        out.write_all(data)?;
+    }
+    out.flush()
+}
+
+/// Ends a body: the last chunk for chunked encoding.
+pub fn finish<W: Write>(out: &mut W, encoding: Encoding) -> io::Result<()> {
+    if encoding == Encoding::Chunked {
+        out.write_all(b"0\r\n\r\n")?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(kind: BodyKind, wire: &[u8]) -> io::Result<(Vec<u8>, Vec<u8>)> {
+        let mut reader = io::BufReader::with_capacity(3, wire);
+        let mut body = Vec::new();
+        BodyReader::new(&mut reader, kind).read_to_vec(&mut body)?;
+        let mut rest = Vec::new();
+        io::Read::read_to_end(&mut reader, &mut rest)?;
+        Ok((body, rest))
+    }
+
+    #[test]
+    fn chunked_round_trip() {
+        let (body, rest) = decode(
+            BodyKind::Chunked,
+            b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT",
+        )
+        .unwrap();
+        assert_eq!(
+            (body.as_slice(), rest.as_slice()),
+            (&b"hello world"[..], &b"NEXT"[..])
+        );
+
+        let mut out = Vec::new();
+        let mut reader = io::BufReader::new(&b"3\r\nabc\r\n0\r\n\r\n"[..]);
+        copy(
+            &mut BodyReader::new(&mut reader, BodyKind::Chunked),
+            &mut out,
+            Encoding::Chunked,
+        )
+        .unwrap();
+        assert_eq!(out, b"3\r\nabc\r\n0\r\n\r\n");
+    }
+
+    #[test]
+    fn length_and_close_delimited() {
+        assert_eq!(decode(BodyKind::Length(4), b"bodyNEXT").unwrap().0, b"body");
+        assert_eq!(
+            decode(BodyKind::UntilClose, b"all of it").unwrap().0,
+            b"all of it"
+        );
+        assert_eq!(
+            decode(BodyKind::Length(9), b"short").unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+
+    #[test]
+    fn bad_chunked_framing_is_refused() {
+        for wire in [
+            &b"x\r\n"[..],
+            b"\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"5\r\nhelloX\r\n0\r\n\r\n",
+            b"5 junk\r\nhello\r\n0\r\n\r\n",
+            b"1000000000000000\r\n",
+            b"5\r\nhel",
+            b"0\r\n",
+        ] {
+            assert!(
+                decode(BodyKind::Chunked, wire).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! HTTP/1.1 message framing: heads, bodies and the header rules of a proxy.
+//!
+//! Parsing (`httparse`) stays apart from the proxy's decisions: these modules read
+//! and write bytes in the shape RFC 9112 asks for, and say what they found. They
+//! never decide where a message goes.
+
+pub mod body;
+pub mod headers;
+mod read;
+pub mod request;
+pub mod response;
+
+pub use headers::Headers;
+
+/// The HTTP version of a message. kproxy speaks 1.1 upstream and 1.0 or 1.1 to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    fn from_minor(minor: u8) -> Version {
+        match minor {
+            0 => Version::Http10,
+            _ => Version::Http11,
+        }
+    }
+}
+
+/// Why a message head could not be read. Each maps to a status for the client
+/// (or a 502 when it was the API server's response).
+#[derive(Debug)]
+pub enum HeadError {
+    Io(std::io::Error),
+    /// The peer closed the connection in the middle of a head.
+    Truncated,
+    /// Request line over [`request::MAX_REQUEST_LINE`]: 414.
+    LineTooLong,
+    /// Head over the size limit or with too many header lines: 431.
+    TooLarge,
+    /// Not HTTP, or ambiguous framing: 400.
+    Malformed(&'static str),
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Io(e) => write!(f, "read failed: {e}"),
+            HeadError::Truncated => {
+                f.write_str("connection closed in the middle of a message head")
+            }
+            HeadError::LineTooLong => f.write_str("request line too long"),
+            HeadError::TooLarge => f.write_str("message head too large"),
+            HeadError::Malformed(why) => write!(f, "malformed message: {why}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for HeadError {
+    fn from(e: std::io::Error) -> Self {
+        HeadError::Io(e)
+    }
+}
+
+impl From<httparse::Error> for HeadError {
+    fn from(e: httparse::Error) -> Self {
+        match e {
+            httparse::Error::TooManyHeaders => HeadError::TooLarge,
+            httparse::Error::HeaderName => HeadError::Malformed("invalid header name"),
+            httparse::Error::HeaderValue => HeadError::Malformed("invalid header value"),
+            httparse::Error::NewLine => HeadError::Malformed("invalid line ending"),
+            httparse::Error::Status => HeadError::Malformed("invalid status"),
+            httparse::Error::Token => HeadError::Malformed("invalid token"),
+            httparse::Error::Version => HeadError::Malformed("invalid HTTP version"),
+        }
+    }
+}

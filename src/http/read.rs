@@ -1,0 +1,40 @@
+//! Reading a message head from a buffered stream, without reading past it.
+
+use std::io::BufRead;
+
+use super::HeadError;
+
+/// Copies bytes from `reader` into `buf` until `parse` finds a whole head, then
+/// consumes exactly the head's bytes: what follows (a body, the next request)
+/// stays in the reader. Returns `Ok(None)` on a clean end of stream before any byte.
+///
+/// `parse` returns the parsed value and the head's length once complete.
+pub(crate) fn read_head<R: BufRead, T>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max_len: usize,
+    mut parse: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, HeadError>,
+) -> Result<Option<T>, HeadError> {
+    buf.clear();
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return match buf.is_empty() {
+                true => Ok(None),
+                false => Err(HeadError::Truncated),
+            };
+        }
+        let old_len = buf.len();
+        // Never copy more than one byte past the limit: that byte proves the excess.
+        let take = available.len().min(max_len + 1 - old_len);
+        buf.extend_from_slice(&available[..take]);
+        if let Some((value, head_len)) = parse(buf)? {
+            reader.consume(head_len - old_len);
+            return Ok(Some(value));
+        }
+        reader.consume(take);
+        if buf.len() > max_len {
+            return Err(HeadError::TooLarge);
+        }
+    }
+}

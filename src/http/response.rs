@@ -1,0 +1,216 @@
+//! Response heads: the API server's, read and framed; and kproxy's own short answers.
+
+use std::io::{BufRead, Write};
+
+use super::body::BodyKind;
+use super::read::read_head;
+use super::{HeadError, Headers, Version};
+
+/// The API server's heads are small; this bounds what a broken one can cost.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
+
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub version: Version,
+    pub code: u16,
+    pub reason: String,
+    pub headers: Headers,
+}
+
+impl ResponseHead {
+    pub fn read<R: BufRead>(
+        reader: &mut R,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<ResponseHead>, HeadError> {
+        read_head(reader, buf, MAX_HEAD, parse)
+    }
+
+    /// How the body is framed (RFC 9112 §6.3), given the request's method.
+    pub fn body_kind(&self, request_method: &str) -> Result<BodyKind, HeadError> {
+        if request_method == "HEAD" || self.code < 200 || self.code == 204 || self.code == 304 {
+            return Ok(BodyKind::Empty);
+        }
+        let chunked = self.headers.is_chunked()?;
+        let length = self.headers.content_length()?;
+        match (chunked, length) {
+            (true, Some(_)) => Err(HeadError::Malformed(
+                "both Content-Length and Transfer-Encoding",
+            )),
+            (true, None) => Ok(BodyKind::Chunked),
+            (false, Some(n)) => Ok(BodyKind::Length(n)),
+            (false, None) => Ok(BodyKind::UntilClose),
+        }
+    }
+
+    /// Whether the server lets the connection be used again after this response.
+    pub fn reusable(&self) -> bool {
+        match self.version {
+            Version::Http11 => !self.headers.has_token("Connection", "close"),
+            Version::Http10 => self.headers.has_token("Connection", "keep-alive"),
+        }
+    }
+}
+
+fn parse(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(buf)? {
+        httparse::Status::Complete(len) => {
+            let head = ResponseHead {
+                version: Version::from_minor(response.version.unwrap_or(1)),
+                code: response.code.unwrap_or_default(),
+                reason: response.reason.unwrap_or_default().to_string(),
+                headers: Headers::from_httparse(response.headers),
+            };
+            Ok(Some((head, len)))
+        }
+        httparse::Status::Partial => Ok(None),
+    }
+}
+
+/// The reason phrase kproxy uses for the statuses it makes itself.
+pub fn reason(code: u16) -> &'static str {
+    match code {
+        100 => "Continue",
+        301 => "Moved Permanently",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+/// A response kproxy answers itself: a refusal or an error.
+pub struct LocalResponse {
+    pub code: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    /// Extra header lines, each ending in CRLF (e.g. `Location`).
+    pub extra: String,
+}
+
+impl LocalResponse {
+    /// Plain text, as Go's `http.Error` writes it (kubectl's 403 `Forbidden`).
+    pub fn text(code: u16, text: &str) -> LocalResponse {
+        LocalResponse {
+            code,
+            content_type: "text/plain; charset=utf-8",
+            body: format!("{text}\n"),
+            extra: "X-Content-Type-Options: nosniff\r\n".into(),
+        }
+    }
+
+    /// A Kubernetes `Status` object, which kubectl and client-go show as the
+    /// error message ("Error from server (Timeout): ...").
+    pub fn status(code: u16, reason: &str, message: &str) -> LocalResponse {
+        LocalResponse {
+            code,
+            content_type: "application/json",
+            body: format!(
+                "{{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{{}},\"status\":\"Failure\",\
+                 \"message\":{},\"reason\":{},\"code\":{code}}}\n",
+                json_string(message),
+                json_string(reason)
+            ),
+            extra: String::new(),
+        }
+    }
+
+    pub fn write_to<W: Write>(&self, out: &mut W, keep_alive: bool) -> std::io::Result<()> {
+        let connection = if keep_alive {
+            ""
+        } else {
+            "Connection: close\r\n"
+        };
+        let head = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}{}\r\n",
+            self.code,
+            reason(self.code),
+            self.content_type,
+            self.body.len(),
+            self.extra,
+            connection
+        );
+        out.write_all(head.as_bytes())?;
+        out.write_all(self.body.as_bytes())?;
+        out.flush()
+    }
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(code: u16, headers: &str) -> ResponseHead {
+        let bytes = format!("HTTP/1.1 {code} X\r\n{headers}\r\n");
+        let mut reader = std::io::BufReader::new(bytes.as_bytes());
+        ResponseHead::read(&mut reader, &mut Vec::new())
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn framing() {
+        assert!(matches!(
+            head(200, "Content-Length: 3\r\n").body_kind("GET"),
+            Ok(BodyKind::Length(3))
+        ));
+        assert!(matches!(
+            head(200, "Content-Length: 3\r\n").body_kind("HEAD"),
+            Ok(BodyKind::Empty)
+        ));
+        assert!(matches!(
+            head(204, "").body_kind("GET"),
+            Ok(BodyKind::Empty)
+        ));
+        assert!(matches!(
+            head(304, "Content-Length: 3\r\n").body_kind("GET"),
+            Ok(BodyKind::Empty)
+        ));
+        assert!(matches!(
+            head(200, "Transfer-Encoding: chunked\r\n").body_kind("GET"),
+            Ok(BodyKind::Chunked)
+        ));
+        assert!(matches!(
+            head(200, "").body_kind("GET"),
+            Ok(BodyKind::UntilClose)
+        ));
+        assert!(head(200, "Transfer-Encoding: gzip\r\n")
+            .body_kind("GET")
+            .is_err());
+        assert!(!head(200, "Connection: close\r\n").reusable());
+    }
+
+    #[test]
+    fn status_body_is_json() {
+        let r = LocalResponse::status(502, "BadGateway", "say \"hi\"\n");
+        assert_eq!(
+            r.body,
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\
+             \"message\":\"say \\\"hi\\\"\\u000a\",\"reason\":\"BadGateway\",\"code\":502}\n"
+        );
+    }
+}

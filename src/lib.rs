@@ -1,0 +1,78 @@
+//! kproxy: a drop-in replacement for `kubectl proxy`, small enough for a
+//! `FROM scratch` sidecar.
+//!
+//! # Design
+//! Blocking I/O, one thread per client connection, no async runtime: a sidecar
+//! serves a handful of local clients, and threads keep the code plain and the
+//! binary small. Each connection's requests are forwarded in order to the API
+//! server over pooled TLS connections (rustls with ring), with the Pod's
+//! service-account token added; responses stream back piece by piece.
+//!
+//! The modules follow a request's life:
+//! - [`cli`] and [`config`]: flags, environment and files become a [`config::Config`];
+//! - [`credentials`] and [`tls`]: the token and the TLS settings;
+//! - [`listen`]: accept loop, threads, graceful shutdown;
+//! - [`proxy`]: one client connection, request by request;
+//! - [`filter`]: kubectl's accept/reject rules;
+//! - [`http`]: heads, bodies and header rules;
+//! - [`upstream`]: the connection pool to the API server;
+//! - [`error`]: what the client sees when something fails.
+
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod filter;
+pub mod http;
+pub mod listen;
+pub mod log;
+pub mod proxy;
+pub mod signals;
+pub mod tls;
+pub mod upstream;
+
+use std::io::Write;
+use std::sync::Arc;
+
+use config::Config;
+use listen::{Listener, Shutdown};
+use proxy::Proxy;
+use upstream::Upstream;
+
+/// Binds the listener and serves until `on_listening`'s shutdown is triggered.
+/// `on_listening` receives the listener (to wake it) once the
+/// `Starting to serve on` line is printed.
+pub fn run(
+    config: Config,
+    shutdown: Arc<Shutdown>,
+    on_listening: impl FnOnce(Arc<Listener>),
+) -> std::io::Result<()> {
+    log::set_verbosity(config.verbosity);
+    for warning in &config.warnings {
+        log!(0, "warning: {warning}");
+    }
+    let listener = Arc::new(Listener::bind(&config.listen)?);
+    let proxy = Arc::new(Proxy {
+        upstream: Upstream::new(config.upstream),
+        filter: config.filter,
+        api_prefix: config.api_prefix,
+    });
+    let mut stdout = std::io::stdout();
+    // kubectl's exact line: scripts wait for it to know the port is open.
+    writeln!(stdout, "Starting to serve on {}", listener.describe())?;
+    stdout.flush()?;
+    on_listening(listener.clone());
+
+    listen::accept_loop(&listener, &proxy, &shutdown);
+    let left = shutdown.drain(config.grace_period);
+    if left > 0 {
+        log!(
+            0,
+            "grace period over: closing {left} connection(s) still open"
+        );
+    }
+    if let Listener::Unix(_, path) = &*listener {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}

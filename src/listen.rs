@@ -1,0 +1,292 @@
+//! The listener: accepts clients, gives each its own thread, and drains on shutdown.
+//!
+//! Shutdown (SIGTERM from the kubelet, or SIGINT) stops the accept loop, closes
+//! connections that sit idle between requests, and waits up to the grace period
+//! for requests in flight, as a Pod's containers are expected to.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crate::config::Listen;
+use crate::proxy::{Client, Lifecycle, Proxy};
+
+/// Stack for each connection thread. A rustls handshake with an RSA-4096
+/// certificate was seen to overflow 32 KiB; 256 KiB leaves a wide margin, and
+/// untouched stack pages cost no resident memory.
+const THREAD_STACK: usize = 256 * 1024;
+/// Pause after a failed accept (out of file descriptors, say), so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+/// A client's connection, over TCP or a unix socket.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream {
+    fn try_clone(&self) -> io::Result<Stream> {
+        match self {
+            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+        }
+    }
+
+    fn shutdown(&self, how: Direction) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        };
+    }
+}
+
+impl Listener {
+    pub fn bind(listen: &Listen) -> io::Result<Listener> {
+        match listen {
+            Listen::Tcp(addr) => TcpListener::bind(addr).map(Listener::Tcp),
+            Listen::Unix(path) => bind_unix(path).map(|l| Listener::Unix(l, path.clone())),
+        }
+    }
+
+    /// What kubectl prints after `Starting to serve on `: `127.0.0.1:8001`
+    /// (the real port when 0 was asked) or the socket's path.
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| a.to_string()),
+            Listener::Unix(_, path) => path.display().to_string(),
+        }
+    }
+
+    fn accept(&self) -> io::Result<(Stream, Option<IpAddr>)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept()?;
+                let _ = s.set_nodelay(true);
+                Ok((Stream::Tcp(s), Some(peer.ip())))
+            }
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
+        }
+    }
+
+    /// Connects to ourselves, to wake a thread blocked in `accept`.
+    fn poke(&self) {
+        match self {
+            Listener::Tcp(l) => {
+                if let Ok(mut addr) = l.local_addr() {
+                    if addr.ip().is_unspecified() {
+                        addr = SocketAddr::new(loopback_like(addr.ip()), addr.port());
+                    }
+                    let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+                }
+            }
+            Listener::Unix(_, path) => {
+                let _ = UnixStream::connect(path);
+            }
+        }
+    }
+}
+
+fn loopback_like(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(_) => IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+    }
+}
+
+/// Binds a unix socket readable only by its owner (kubectl: umask 0077), after
+/// removing a stale socket left by an earlier run.
+fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket; not removing it",
+                    path.display()
+                ),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    Ok(listener)
+}
+
+/// Shared between the accept loop, connection threads and the signal handler.
+#[derive(Default)]
+pub struct Shutdown {
+    stopping: AtomicBool,
+    connections: Mutex<Vec<Arc<Tracked>>>,
+    drained: Condvar,
+}
+
+/// One live connection, as seen by the shutdown logic.
+struct Tracked {
+    stream: Stream,
+    idle: AtomicBool,
+}
+
+impl Shutdown {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Starts a graceful stop: no new connections; idle ones closed now.
+    pub fn stop(&self, listener: &Listener) {
+        self.stopping.store(true, Ordering::SeqCst);
+        listener.poke();
+        let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        for conn in connections.iter().filter(|c| c.idle.load(Ordering::SeqCst)) {
+            // Wakes the thread's blocked read with end-of-stream.
+            conn.stream.shutdown(Direction::Read);
+        }
+    }
+
+    /// Waits until every connection has finished, or `grace` has passed.
+    /// Returns how many were still open.
+    pub fn drain(&self, grace: Duration) -> usize {
+        let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        let (connections, _) = self
+            .drained
+            .wait_timeout_while(connections, grace, |c| !c.is_empty())
+            .unwrap_or_else(|p| p.into_inner());
+        connections.len()
+    }
+
+    fn track(&self, stream: Stream) -> Arc<Tracked> {
+        let tracked = Arc::new(Tracked {
+            stream,
+            idle: AtomicBool::new(false),
+        });
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tracked.clone());
+        tracked
+    }
+
+    fn untrack(&self, tracked: &Arc<Tracked>) {
+        let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        connections.retain(|c| !Arc::ptr_eq(c, tracked));
+        if connections.is_empty() {
+            self.drained.notify_all();
+        }
+    }
+}
+
+/// A connection thread's view of the shutdown state.
+struct Life<'a> {
+    shutdown: &'a Shutdown,
+    tracked: Arc<Tracked>,
+}
+
+impl Lifecycle for Life<'_> {
+    fn idle(&self) -> bool {
+        // Marked idle first, then checked: `Shutdown::stop` sets the flag first,
+        // then looks at idle marks, so one of the two always sees the other.
+        self.tracked.idle.store(true, Ordering::SeqCst);
+        !self.shutdown.is_stopping()
+    }
+
+    fn busy(&self) {
+        self.tracked.idle.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Accepts connections until shutdown, each served on its own thread.
+pub fn accept_loop(listener: &Listener, proxy: &Arc<Proxy>, shutdown: &Arc<Shutdown>) {
+    let mut failing = false;
+    while !shutdown.is_stopping() {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                failing = false;
+                if shutdown.is_stopping() {
+                    break;
+                }
+                spawn(stream, peer, proxy, shutdown);
+            }
+            Err(e) => {
+                if !failing {
+                    crate::log!(
+                        0,
+                        "accept failed: {e}; retrying every {}ms",
+                        ACCEPT_BACKOFF.as_millis()
+                    );
+                }
+                failing = true;
+                thread::sleep(ACCEPT_BACKOFF);
+            }
+        }
+    }
+}
+
+fn spawn(stream: Stream, peer: Option<IpAddr>, proxy: &Arc<Proxy>, shutdown: &Arc<Shutdown>) {
+    let halves = stream
+        .try_clone()
+        .and_then(|w| Ok((w, stream.try_clone()?)));
+    let (write_half, watch_half) = match halves {
+        Ok(halves) => halves,
+        Err(e) => {
+            crate::log!(0, "cannot serve a connection: {e}");
+            return;
+        }
+    };
+    let tracked = shutdown.track(watch_half);
+    let spawned = thread::Builder::new().stack_size(THREAD_STACK).spawn({
+        let (proxy, shutdown, tracked) = (proxy.clone(), shutdown.clone(), tracked.clone());
+        move || {
+            let mut client = Client::new(stream, write_half, peer);
+            proxy.serve(
+                &mut client,
+                &Life {
+                    shutdown: &shutdown,
+                    tracked: tracked.clone(),
+                },
+            );
+            shutdown.untrack(&tracked);
+        }
+    });
+    if let Err(e) = spawned {
+        shutdown.untrack(&tracked);
+        crate::log!(0, "cannot start a thread for a connection: {e}");
+        thread::sleep(ACCEPT_BACKOFF);
+    }
+}

@@ -1,0 +1,44 @@
+//! `kproxy`: parse flags, build the configuration, handle signals, serve.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use kproxy::cli::{self, Command};
+use kproxy::config::{Config, ProcessEnv};
+use kproxy::listen::Shutdown;
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args_os()) {
+        Ok(Command::Serve(args)) => *args,
+        Ok(Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("kproxy {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return fail(&e),
+    };
+    let config = match Config::from_args(args, &ProcessEnv) {
+        Ok(config) => config,
+        Err(e) => return fail(&e),
+    };
+    let shutdown = Arc::new(Shutdown::default());
+    let result = kproxy::run(config, shutdown.clone(), |listener| {
+        // As PID 1 in a scratch image, SIGTERM has no default action: without a
+        // handler the kubelet waits the whole grace period, then SIGKILLs.
+        if let Err(e) = kproxy::signals::on_terminate(move || shutdown.stop(&listener)) {
+            kproxy::log!(0, "warning: cannot handle SIGTERM: {e}");
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot listen: {e}")),
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("kproxy: error: {error}");
+    ExitCode::FAILURE
+}

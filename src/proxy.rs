@@ -1,0 +1,572 @@
+//! One client connection: its requests, in order, each forwarded and answered.
+//!
+//! ```text
+//!   read request head ──► route: prefix, Host, filter ──► refuse: 400/403/404
+//!        ▲                         │
+//!        │                         ▼
+//!        │            send head (+ body) to the API server on a pooled
+//!        │            connection; one retry on a fresh one if it was stale
+//!        │                         │
+//!        │                         ▼
+//!        └─ keep-alive ◄── stream the response back, piece by piece
+//! ```
+//!
+//! Framing is re-done on each side: a chunked or close-delimited response goes
+//! to an HTTP/1.1 client chunked (the connection stays usable) and to an HTTP/1.0
+//! client close-delimited.
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use crate::error::ProxyError;
+use crate::filter::{host_without_port, Filter, Refusal};
+use crate::http::body::{self, BodyKind, BodyReader, CopyError, Encoding};
+use crate::http::request::RequestHead;
+use crate::http::response::{reason, LocalResponse, ResponseHead};
+use crate::http::{HeadError, Version};
+use crate::upstream::{Connection, Upstream};
+
+/// Request bodies up to this size are read before they are sent, so that a
+/// request on a stale pooled connection can be sent again on a fresh one.
+const MAX_REPLAYABLE_BODY: u64 = 64 * 1024;
+/// Client-side buffers: room for a TLS record's plaintext and then some.
+const CLIENT_BUFFER: usize = 32 * 1024;
+
+/// What is shared by all connections: where to send requests and what to let through.
+pub struct Proxy {
+    pub upstream: Upstream,
+    /// `None` with `--disable-filter`.
+    pub filter: Option<Filter>,
+    /// Starts and ends with `/`.
+    pub api_prefix: String,
+}
+
+/// Whether the client connection can carry another request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// Lets the listener know when a connection sits between requests, so a
+/// graceful shutdown can close it without cutting a request.
+pub trait Lifecycle {
+    /// Called before waiting for the next request; `false` means stop now.
+    fn idle(&self) -> bool;
+    fn busy(&self);
+}
+
+/// The client connection's two halves.
+pub struct Client<S: Read + Write> {
+    pub reader: BufReader<S>,
+    pub writer: BufWriter<S>,
+    /// The client's address, appended to X-Forwarded-For (none on a unix socket).
+    pub peer: Option<IpAddr>,
+}
+
+impl<S: Read + Write> Client<S> {
+    pub fn new(read_half: S, write_half: S, peer: Option<IpAddr>) -> Self {
+        Client {
+            reader: BufReader::with_capacity(CLIENT_BUFFER, read_half),
+            writer: BufWriter::with_capacity(CLIENT_BUFFER, write_half),
+            peer,
+        }
+    }
+}
+
+/// The body of the request to send upstream.
+enum Outgoing {
+    None,
+    /// Small enough to keep: can be sent again.
+    Buffered(Vec<u8>),
+    /// Streamed from the client as it is sent.
+    Stream(BodyKind),
+}
+
+impl Outgoing {
+    fn replayable(&self) -> bool {
+        !matches!(self, Outgoing::Stream(_))
+    }
+}
+
+/// How one attempt to send a request and read the response head failed.
+enum Attempt {
+    /// Nothing came back on a connection that may have been closed while idle.
+    Stale(io::Error),
+    Failed(ProxyError),
+    /// The client's body stopped short: there is nobody left to answer.
+    ClientGone,
+}
+
+/// What was sent to the client, for the request log line.
+struct Answer {
+    code: u16,
+    bytes: u64,
+    next: Next,
+}
+
+impl Proxy {
+    /// Serves requests on one client connection until either side closes it.
+    pub fn serve<S: Read + Write>(&self, client: &mut Client<S>, life: &dyn Lifecycle) {
+        let mut head_buf = Vec::new();
+        loop {
+            if !life.idle() {
+                return;
+            }
+            let head = RequestHead::read(&mut client.reader, &mut head_buf);
+            life.busy();
+            let head = match head {
+                Ok(Some(head)) => head,
+                // Closed between requests, or mid-head: nothing to answer.
+                Ok(None) | Err(HeadError::Io(_) | HeadError::Truncated) => return,
+                Err(e) => {
+                    crate::log!(2, "refused a request from {}: {e}", peer_name(client.peer));
+                    let _ = ProxyError::BadRequest(e)
+                        .response()
+                        .write_to(&mut client.writer, false);
+                    return;
+                }
+            };
+            let started = Instant::now();
+            let answer = self.handle(&head, client);
+            crate::log!(
+                4,
+                "{} {} {} {}B {:.3}ms",
+                head.method,
+                head.path(),
+                answer.code,
+                answer.bytes,
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            if answer.next == Next::Close {
+                return;
+            }
+        }
+    }
+
+    fn handle<S: Read + Write>(&self, head: &RequestHead, client: &mut Client<S>) -> Answer {
+        let kind = match head.body_kind() {
+            Ok(kind) => kind,
+            Err(e) => return local(client, &ProxyError::BadRequest(e).response(), Next::Close),
+        };
+        // A refused request's body is not read: close unless there is none.
+        let after_refusal = if kind == BodyKind::Empty && head.keep_alive() {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        };
+        let target = match self.route(head) {
+            Ok(target) => target,
+            Err(response) => return local(client, &response, after_refusal),
+        };
+        let outgoing = match receive_body(head, kind, client) {
+            Ok(outgoing) => outgoing,
+            Err(_) => {
+                return Answer {
+                    code: 0,
+                    bytes: 0,
+                    next: Next::Close,
+                }
+            }
+        };
+        let upstream_head = self.upstream_head(head, target, client.peer, &outgoing);
+        self.forward(head, &upstream_head, outgoing, client)
+    }
+
+    /// Applies `--api-prefix`, the Host rules and the filter. Returns the target
+    /// to send upstream (origin-form, prefix removed, the client's escaping kept).
+    fn route<'h>(&self, head: &'h RequestHead) -> Result<&'h str, LocalResponse> {
+        let host = request_host(head)?;
+        let target = head.origin_form();
+        if !target.starts_with('/') && target != "*" {
+            return Err(LocalResponse::text(400, "bad request target"));
+        }
+        let prefix = self.api_prefix.as_str();
+        let target = if prefix == "/" {
+            target
+        } else if head.path() == prefix.trim_end_matches('/') {
+            // kubectl (Go's ServeMux) redirects the bare prefix to its slash form.
+            let mut moved = LocalResponse::text(301, "Moved Permanently");
+            moved.extra.push_str(&format!("Location: {prefix}\r\n"));
+            return Err(moved);
+        } else if head.path().starts_with(prefix) {
+            &target[prefix.len() - 1..]
+        } else {
+            return Err(LocalResponse::text(404, "404 page not found"));
+        };
+        if let Some(filter) = &self.filter {
+            let path = target.split_once('?').map_or(target, |(path, _)| path);
+            match filter.check(&head.method, path, host) {
+                Ok(()) => {}
+                Err(Refusal::Forbidden) => {
+                    crate::log!(3, "filter refused {} {}", head.method, path);
+                    return Err(LocalResponse::text(403, "Forbidden"));
+                }
+                Err(Refusal::BadPath) => return Err(LocalResponse::text(400, "bad path")),
+            }
+        }
+        Ok(target)
+    }
+
+    /// The request head for the API server: the client's end-to-end headers, with
+    /// the API server's Host, the token unless the client sent its own
+    /// Authorization, X-Forwarded-For appended, and the body's framing.
+    fn upstream_head(
+        &self,
+        head: &RequestHead,
+        target: &str,
+        peer: Option<IpAddr>,
+        body: &Outgoing,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(head.method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        out.extend_from_slice(self.upstream.authority.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut forwarded_for = Vec::new();
+        for h in head.headers.iter() {
+            let name = h.name.as_str();
+            if !head.headers.is_end_to_end(name) || is_replaced(name) {
+                if name.eq_ignore_ascii_case("X-Forwarded-For") {
+                    if !forwarded_for.is_empty() {
+                        forwarded_for.extend_from_slice(b", ");
+                    }
+                    forwarded_for.extend_from_slice(&h.value);
+                }
+                continue;
+            }
+            push_header(&mut out, name.as_bytes(), &h.value);
+        }
+        if !head.headers.contains("Authorization") {
+            if let Some(token) = self.upstream.config.token.current() {
+                out.extend_from_slice(token.header_line());
+            }
+        }
+        if let Some(ip) = peer {
+            if !forwarded_for.is_empty() {
+                forwarded_for.extend_from_slice(b", ");
+            }
+            forwarded_for.extend_from_slice(ip.to_string().as_bytes());
+        }
+        if !forwarded_for.is_empty() {
+            push_header(&mut out, b"X-Forwarded-For", &forwarded_for);
+        }
+        match body {
+            Outgoing::None => {}
+            Outgoing::Buffered(bytes) => push_header(
+                &mut out,
+                b"Content-Length",
+                bytes.len().to_string().as_bytes(),
+            ),
+            Outgoing::Stream(BodyKind::Length(n)) => {
+                push_header(&mut out, b"Content-Length", n.to_string().as_bytes())
+            }
+            Outgoing::Stream(_) => push_header(&mut out, b"Transfer-Encoding", b"chunked"),
+        }
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    /// Sends the request, retrying once on a fresh connection when a pooled one
+    /// turns out to be closed, then streams the response back.
+    fn forward<S: Read + Write>(
+        &self,
+        head: &RequestHead,
+        upstream_head: &[u8],
+        mut outgoing: Outgoing,
+        client: &mut Client<S>,
+    ) -> Answer {
+        // After a streamed body the client connection's framing is only known good if
+        // the whole body was read, which an upstream failure may have prevented.
+        let after_error = if outgoing.replayable() && head.keep_alive() {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        };
+        let mut retried = false;
+        loop {
+            let mut conn = match self.upstream.get() {
+                Ok(conn) => conn,
+                Err(e) => return self.fail(client, ProxyError::Connect(e), after_error),
+            };
+            match self.attempt(&mut conn, upstream_head, &mut outgoing, &mut client.reader) {
+                Ok(response) => return self.respond(head, conn, response, client),
+                Err(Attempt::Stale(e)) if conn.reused && !retried && outgoing.replayable() => {
+                    crate::log!(
+                        2,
+                        "pooled connection to the API server was closed ({e}); retrying"
+                    );
+                    retried = true;
+                }
+                Err(Attempt::Stale(e)) => {
+                    return self.fail(client, ProxyError::Upstream(e), after_error)
+                }
+                Err(Attempt::Failed(e)) => return self.fail(client, e, after_error),
+                Err(Attempt::ClientGone) => {
+                    return Answer {
+                        code: 0,
+                        bytes: 0,
+                        next: Next::Close,
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail<S: Read + Write>(
+        &self,
+        client: &mut Client<S>,
+        error: ProxyError,
+        next: Next,
+    ) -> Answer {
+        crate::log!(0, "error while proxying request: {error}");
+        local(client, &error.response(), next)
+    }
+
+    /// Writes the request and reads the response head.
+    fn attempt<R: io::BufRead>(
+        &self,
+        conn: &mut Connection,
+        upstream_head: &[u8],
+        outgoing: &mut Outgoing,
+        client_reader: &mut R,
+    ) -> Result<ResponseHead, Attempt> {
+        let writer = conn.writer();
+        let sent = match outgoing {
+            Outgoing::None => writer.write_all(upstream_head),
+            Outgoing::Buffered(body) => {
+                let mut whole = Vec::with_capacity(upstream_head.len() + body.len());
+                whole.extend_from_slice(upstream_head);
+                whole.extend_from_slice(body);
+                writer.write_all(&whole)
+            }
+            Outgoing::Stream(kind) => {
+                writer.write_all(upstream_head).map_err(Attempt::Stale)?;
+                let encoding = if *kind == BodyKind::Chunked {
+                    Encoding::Chunked
+                } else {
+                    Encoding::Identity
+                };
+                let mut body = BodyReader::new(client_reader, *kind);
+                let mut out = BufWriter::with_capacity(CLIENT_BUFFER, conn.writer());
+                return match body::copy(&mut body, &mut out, encoding) {
+                    Ok(_) => {
+                        drop(out);
+                        read_response_head(conn)
+                    }
+                    Err(CopyError::Read(_)) => Err(Attempt::ClientGone),
+                    Err(CopyError::Write(e)) => Err(Attempt::Failed(ProxyError::Upstream(e))),
+                };
+            }
+        };
+        sent.map_err(Attempt::Stale)?;
+        read_response_head(conn)
+    }
+
+    /// Streams the response to the client, then returns the connection to the
+    /// pool if it is clean and reusable.
+    fn respond<S: Read + Write>(
+        &self,
+        head: &RequestHead,
+        mut conn: Connection,
+        response: ResponseHead,
+        client: &mut Client<S>,
+    ) -> Answer {
+        let kind = match response.body_kind(&head.method) {
+            Ok(kind) => kind,
+            Err(e) => return self.fail(client, ProxyError::BadResponse(e), Next::Close),
+        };
+        let mut next = if head.keep_alive() {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        };
+        let encoding = match kind {
+            BodyKind::Empty | BodyKind::Length(_) => Encoding::Identity,
+            _ if head.version == Version::Http11 => Encoding::Chunked,
+            // An HTTP/1.0 client knows no chunks: the body ends when we close.
+            _ => {
+                next = Next::Close;
+                Encoding::Identity
+            }
+        };
+        let client_head = response_head(&response, kind, encoding, next);
+        if client.writer.write_all(&client_head).is_err() {
+            return Answer {
+                code: response.code,
+                bytes: 0,
+                next: Next::Close,
+            };
+        }
+        let mut body = BodyReader::new(&mut conn.reader, kind);
+        match body::copy(&mut body, &mut client.writer, encoding) {
+            Ok(bytes) => {
+                if kind != BodyKind::UntilClose && response.reusable() {
+                    self.upstream.put(conn);
+                }
+                Answer {
+                    code: response.code,
+                    bytes,
+                    next,
+                }
+            }
+            Err(CopyError::Read(e)) => {
+                // Cut mid-body: close without the final chunk, so the client sees it cut.
+                crate::log!(
+                    0,
+                    "error while proxying request: response body from the API server failed: {e}"
+                );
+                Answer {
+                    code: response.code,
+                    bytes: 0,
+                    next: Next::Close,
+                }
+            }
+            Err(CopyError::Write(_)) => Answer {
+                code: response.code,
+                bytes: 0,
+                next: Next::Close,
+            },
+        }
+    }
+}
+
+/// Reads the API server's response head, skipping interim 1xx responses.
+fn read_response_head(conn: &mut Connection) -> Result<ResponseHead, Attempt> {
+    let mut buf = Vec::new();
+    loop {
+        match ResponseHead::read(&mut conn.reader, &mut buf) {
+            Ok(Some(head)) if head.code == 101 => {
+                return Err(Attempt::Failed(ProxyError::BadResponse(
+                    HeadError::Malformed(
+                        "101 Switching Protocols to a request that asked for no upgrade",
+                    ),
+                )))
+            }
+            Ok(Some(head)) if (100..200).contains(&head.code) => continue,
+            Ok(Some(head)) => return Ok(head),
+            Ok(None) => return Err(Attempt::Stale(io::ErrorKind::UnexpectedEof.into())),
+            Err(HeadError::Io(e)) if buf.is_empty() => return Err(Attempt::Stale(e)),
+            Err(HeadError::Io(e)) => return Err(Attempt::Failed(ProxyError::Upstream(e))),
+            Err(e) => return Err(Attempt::Failed(ProxyError::BadResponse(e))),
+        }
+    }
+}
+
+/// Reads a small body now (so it can be re-sent) or leaves a large one to stream.
+/// Answers `Expect: 100-continue` first, since we are about to read the body.
+fn receive_body<S: Read + Write>(
+    head: &RequestHead,
+    kind: BodyKind,
+    client: &mut Client<S>,
+) -> io::Result<Outgoing> {
+    if kind == BodyKind::Empty {
+        return Ok(Outgoing::None);
+    }
+    let expects_continue = head
+        .headers
+        .get("Expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue && head.version == Version::Http11 {
+        client.writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        client.writer.flush()?;
+    }
+    match kind {
+        BodyKind::Length(n) if n <= MAX_REPLAYABLE_BODY => {
+            let mut bytes = Vec::with_capacity(n as usize);
+            BodyReader::new(&mut client.reader, kind).read_to_vec(&mut bytes)?;
+            Ok(Outgoing::Buffered(bytes))
+        }
+        kind => Ok(Outgoing::Stream(kind)),
+    }
+}
+
+/// The host the request is for, without port: from an absolute-form target, or
+/// else the single Host header.
+fn request_host(head: &RequestHead) -> Result<&str, LocalResponse> {
+    let mut hosts = head.headers.get_all("Host");
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return Err(LocalResponse::text(400, "more than one Host header"));
+    }
+    let authority = match head.absolute_authority() {
+        Some(authority) => authority,
+        None => {
+            let value = first.ok_or_else(|| LocalResponse::text(400, "missing Host header"))?;
+            std::str::from_utf8(value).map_err(|_| LocalResponse::text(400, "bad Host header"))?
+        }
+    };
+    host_without_port(authority.trim()).ok_or_else(|| LocalResponse::text(400, "bad Host header"))
+}
+
+/// Fields that kproxy writes itself rather than copying from the client.
+fn is_replaced(name: &str) -> bool {
+    ["Host", "Content-Length", "Expect", "X-Forwarded-For"]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The response head for the client: the API server's status and end-to-end
+/// headers, with framing headers for the encoding chosen.
+fn response_head(
+    response: &ResponseHead,
+    kind: BodyKind,
+    encoding: Encoding,
+    next: Next,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let reason_text = if response.reason.is_empty() {
+        reason(response.code)
+    } else {
+        &response.reason
+    };
+    out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", response.code, reason_text).as_bytes());
+    for h in response.headers.iter() {
+        // Content-Length is kept as sent for bodiless answers (HEAD, 304): it
+        // describes the resource, not this message.
+        let framing = h.name.eq_ignore_ascii_case("Content-Length") && kind != BodyKind::Empty;
+        if response.headers.is_end_to_end(&h.name) && !framing {
+            push_header(&mut out, h.name.as_bytes(), &h.value);
+        }
+    }
+    match (kind, encoding) {
+        (BodyKind::Length(n), _) => {
+            push_header(&mut out, b"Content-Length", n.to_string().as_bytes())
+        }
+        (BodyKind::Chunked | BodyKind::UntilClose, Encoding::Chunked) => {
+            push_header(&mut out, b"Transfer-Encoding", b"chunked")
+        }
+        _ => {}
+    }
+    if next == Next::Close {
+        push_header(&mut out, b"Connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn local<S: Read + Write>(client: &mut Client<S>, response: &LocalResponse, next: Next) -> Answer {
+    let next = match response.write_to(&mut client.writer, next == Next::KeepAlive) {
+        Ok(()) => next,
+        Err(_) => Next::Close,
+    };
+    Answer {
+        code: response.code,
+        bytes: response.body.len() as u64,
+        next,
+    }
+}
+
+fn peer_name(peer: Option<IpAddr>) -> String {
+    peer.map_or_else(|| "unix socket".into(), |ip| ip.to_string())
+}

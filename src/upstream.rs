@@ -1,0 +1,236 @@
+//! Connections to the API server: dialled with timeouts, TLS-verified, pooled.
+//!
+//! A TLS handshake costs far more than a request, so connections are kept after a
+//! complete exchange and handed to the next request from any client connection
+//! (most recently used first, which keeps the pool small and warm). Idle ones older
+//! than [`IDLE_TIMEOUT`] are dropped when met, as Go's transport does after 90 s.
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::{ClientConnection, StreamOwned};
+
+use crate::config::UpstreamConfig;
+
+/// Connect and TLS-handshake limit, as client-go's (10 s TLS handshake timeout).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an unused connection is kept.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Most idle connections kept; more are closed on return.
+const MAX_IDLE: usize = 64;
+/// Read buffer: a TLS record carries up to 16 KiB of plaintext; room for two.
+const READ_BUFFER: usize = 32 * 1024;
+
+/// The bytes to and from the API server.
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+/// One connection to the API server, with its read buffer.
+pub struct Connection {
+    pub reader: BufReader<Transport>,
+    /// Whether it served a request before: a reused connection may have been
+    /// closed by the server meanwhile, which makes a failed request safe to retry.
+    pub reused: bool,
+}
+
+impl Connection {
+    pub fn writer(&mut self) -> &mut Transport {
+        self.reader.get_mut()
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        self.reader.get_ref().tcp()
+    }
+}
+
+/// Why a connection could not be made. `Display` says what to check.
+#[derive(Debug)]
+pub enum ConnectError {
+    Resolve(io::Error),
+    Connect(io::Error),
+    Timeout(&'static str),
+    Tls(io::Error),
+}
+
+impl ConnectError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ConnectError::Timeout(_))
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Resolve(e) => write!(f, "cannot resolve the API server's host: {e}"),
+            ConnectError::Connect(e) => write!(f, "cannot connect to the API server: {e}"),
+            ConnectError::Timeout(what) => {
+                write!(
+                    f,
+                    "{what} with the API server timed out after {}s",
+                    CONNECT_TIMEOUT.as_secs()
+                )
+            }
+            ConnectError::Tls(e) => write!(f, "TLS handshake with the API server failed: {e}"),
+        }
+    }
+}
+
+pub struct Upstream {
+    pub config: UpstreamConfig,
+    /// The Host header sent upstream: the API server's own authority.
+    pub authority: String,
+    idle: Mutex<Vec<(Connection, Instant)>>,
+}
+
+impl Upstream {
+    pub fn new(config: UpstreamConfig) -> Upstream {
+        let authority = config.server.authority();
+        Upstream {
+            config,
+            authority,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A pooled connection if one is fresh, else a new one.
+    pub fn get(&self) -> Result<Connection, ConnectError> {
+        match self.take_idle() {
+            Some(conn) => Ok(conn),
+            None => self.connect(),
+        }
+    }
+
+    fn take_idle(&self) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < IDLE_TIMEOUT {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection after a complete exchange, for the next request.
+    pub fn put(&self, mut conn: Connection) {
+        // Bytes left over mean the server sent more than the response: not reusable.
+        if !conn.reader.buffer().is_empty() {
+            return;
+        }
+        conn.reused = true;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+        if idle.len() < MAX_IDLE {
+            idle.push((conn, Instant::now()));
+        }
+    }
+
+    /// Dials a new connection and, for https, completes the TLS handshake.
+    pub fn connect(&self) -> Result<Connection, ConnectError> {
+        let tcp = self.dial()?;
+        let transport = match &self.config.tls {
+            None => Transport::Plain(tcp),
+            Some(tls) => Transport::Tls(Box::new(self.handshake(tls.clone(), tcp)?)),
+        };
+        Ok(Connection {
+            reader: BufReader::with_capacity(READ_BUFFER, transport),
+            reused: false,
+        })
+    }
+
+    fn dial(&self) -> Result<TcpStream, ConnectError> {
+        let server = &self.config.server;
+        let addrs: Vec<SocketAddr> = (server.bare_host(), server.port)
+            .to_socket_addrs()
+            .map_err(ConnectError::Resolve)?
+            .collect();
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(tcp) => {
+                    // Requests and watch events are small writes that must not wait (Nagle).
+                    let _ = tcp.set_nodelay(true);
+                    return Ok(tcp);
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => last = e,
+                Err(e) => last = e,
+            }
+        }
+        match last.kind() {
+            io::ErrorKind::TimedOut => Err(ConnectError::Timeout("connecting")),
+            _ => Err(ConnectError::Connect(last)),
+        }
+    }
+
+    fn handshake(
+        &self,
+        tls: Arc<rustls::ClientConfig>,
+        mut tcp: TcpStream,
+    ) -> Result<StreamOwned<ClientConnection, TcpStream>, ConnectError> {
+        let name = self.config.server_name.clone();
+        let mut conn =
+            ClientConnection::new(tls, name).map_err(|e| ConnectError::Tls(io::Error::other(e)))?;
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        while conn.is_handshaking() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ConnectError::Timeout("the TLS handshake"));
+            }
+            let _ = tcp.set_read_timeout(Some(left));
+            let _ = tcp.set_write_timeout(Some(left));
+            match conn.complete_io(&mut tcp) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(ConnectError::Timeout("the TLS handshake"))
+                }
+                Err(e) => return Err(ConnectError::Tls(e)),
+            }
+        }
+        // No timeout once connected: a watch may be quiet for hours.
+        let _ = tcp.set_read_timeout(None);
+        let _ = tcp.set_write_timeout(None);
+        Ok(StreamOwned::new(conn, tcp))
+    }
+}

@@ -1,0 +1,568 @@
+//! A fake Kubernetes API server for tests and the demo: a real rustls TLS server
+//! with a CA and server certificate minted at start (rcgen), a bearer-token check,
+//! and routes that answer like the API server or misbehave on purpose.
+//!
+//! It also lays out a service-account directory (`ca.crt`, `token`, `namespace`)
+//! as the kubelet does, so kproxy can run in its in-cluster mode against it.
+//!
+//! Routes (all need `Authorization: Bearer <a valid token>`, else 401 Status):
+//! - `/api`, `/apis`, `/api/v1`: discovery, enough for `kubectl get --raw` and `kubectl get pods`
+//! - `/api/v1/namespaces/NS/pods/NAME`: a Pod; `/api/v1/namespaces/NS/pods`: a PodList
+//! - `...pods?watch=...`: a chunked watch stream, `events` events `interval_ms` apart
+//! - `/bytes?n=N[&chunked=1][&close=1]`: N bytes framed by length, chunks, or close
+//! - `/echo` (any method): `{"method":..,"bytes":N,"fnv":H}` of the request body
+//! - `/status/CODE`: an empty answer with that status
+//! - `/misbehave/{drop,garbage,cut,cut-chunked,close-after}`: broken answers
+//! - any path ending in `/exec`, `/attach` or `/portforward`: `reached PATH`
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kproxy::http::body::{BodyKind, BodyReader};
+use kproxy::http::request::RequestHead;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+pub const TOKEN: &str = "fake-token-0123456789";
+
+/// A request as the fake received it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub handshakes: AtomicUsize,
+    pub connections_open: AtomicUsize,
+    pub requests: Mutex<Vec<Recorded>>,
+}
+
+/// The kind of key the server certificate uses.
+#[derive(Clone, Copy)]
+pub enum KeyKind {
+    EcdsaP256,
+    /// Generated with `openssl genpkey`: large handshakes exercise thread stacks.
+    Rsa4096,
+}
+
+pub struct Options {
+    pub key: KeyKind,
+    /// Subject alternative names of the server certificate (DNS names or IPs).
+    pub sans: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            key: KeyKind::EcdsaP256,
+            sans: vec!["127.0.0.1".into(), "::1".into(), "localhost".into()],
+        }
+    }
+}
+
+pub struct FakeApiServer {
+    pub port: u16,
+    /// A service-account directory: `ca.crt`, `token`, `namespace`.
+    pub sa_dir: PathBuf,
+    pub stats: Arc<Stats>,
+    tokens: Arc<Mutex<Vec<String>>>,
+    listener: TcpListener,
+}
+
+/// Mints a CA and a server certificate it signs. Returns (CA PEM, chain, key).
+pub fn mint(options: &Options) -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "fake-apiserver CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+
+    let key = match options.key {
+        KeyKind::EcdsaP256 => KeyPair::generate().expect("server key"),
+        KeyKind::Rsa4096 => {
+            let out = std::process::Command::new("openssl")
+                .args([
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:4096",
+                ])
+                .output()
+                .expect("openssl genpkey (install openssl)");
+            let pem = String::from_utf8(out.stdout).expect("PEM");
+            KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).expect("RSA key")
+        }
+    };
+    let mut params = CertificateParams::new(options.sans.clone()).expect("server params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
+    let cert = params
+        .signed_by(&key, &ca_cert, &ca_key)
+        .expect("server cert");
+    let key_der = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key DER");
+    (
+        ca_cert.pem(),
+        vec![cert.der().clone(), ca_cert.der().clone()],
+        key_der,
+    )
+}
+
+impl FakeApiServer {
+    pub fn start() -> FakeApiServer {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> FakeApiServer {
+        let (ca_pem, chain, key) = mint(&options);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server config");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+
+        let sa_dir = temp_dir("sa");
+        std::fs::write(sa_dir.join("ca.crt"), &ca_pem).expect("write ca.crt");
+        std::fs::write(sa_dir.join("token"), TOKEN).expect("write token");
+        std::fs::write(sa_dir.join("namespace"), "default").expect("write namespace");
+
+        let stats = Arc::new(Stats::default());
+        let tokens = Arc::new(Mutex::new(vec![TOKEN.to_string()]));
+        let server = FakeApiServer {
+            port,
+            sa_dir,
+            stats: stats.clone(),
+            tokens: tokens.clone(),
+            listener: listener.try_clone().expect("clone"),
+        };
+        let config = Arc::new(config);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (config, stats, tokens) = (config.clone(), stats.clone(), tokens.clone());
+                thread::spawn(move || serve_connection(stream, config, &stats, &tokens));
+            }
+        });
+        server
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.sa_dir.join("ca.crt")
+    }
+
+    pub fn token_path(&self) -> PathBuf {
+        self.sa_dir.join("token")
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Adds a token the server accepts.
+    pub fn accept_token(&self, token: &str) {
+        self.tokens.lock().unwrap().push(token.to_string());
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.stats.requests.lock().unwrap().clone()
+    }
+
+    pub fn last_request(&self) -> Recorded {
+        self.requests()
+            .pop()
+            .expect("the fake API server received no request")
+    }
+
+    pub fn handshakes(&self) -> usize {
+        self.stats.handshakes.load(Ordering::SeqCst)
+    }
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "kproxy-test-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+type Tls = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+
+struct OpenGuard<'a>(&'a AtomicUsize);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn serve_connection(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    stats: &Stats,
+    tokens: &Mutex<Vec<String>>,
+) {
+    stats.connections_open.fetch_add(1, Ordering::SeqCst);
+    let _open = OpenGuard(&stats.connections_open);
+    let _ = stream.set_nodelay(true);
+    let Ok(conn) = rustls::ServerConnection::new(config) else {
+        return;
+    };
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    while tls.conn.is_handshaking() {
+        if tls.conn.complete_io(&mut tls.sock).is_err() {
+            return;
+        }
+    }
+    stats.handshakes.fetch_add(1, Ordering::SeqCst);
+    let mut reader = BufReader::new(tls);
+    let mut buf = Vec::new();
+    loop {
+        let head = match RequestHead::read(&mut reader, &mut buf) {
+            Ok(Some(head)) => head,
+            _ => return,
+        };
+        let recorded = Recorded {
+            method: head.method.clone(),
+            target: head.target.clone(),
+            headers: head
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.clone(),
+                        String::from_utf8_lossy(&h.value).into_owned(),
+                    )
+                })
+                .collect(),
+        };
+        stats.requests.lock().unwrap().push(recorded.clone());
+        let Ok(kind) = head.body_kind() else { return };
+        let (bytes, fnv) = match read_body(&mut reader, kind) {
+            Ok(summary) => summary,
+            Err(_) => return,
+        };
+        let authorized = recorded
+            .header("Authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| tokens.lock().unwrap().iter().any(|ok| ok == t));
+        let out = reader.get_mut();
+        let keep = if authorized {
+            route(out, &recorded, bytes, fnv)
+        } else {
+            reply(
+                out,
+                401,
+                "application/json",
+                &status_json(401, "Unauthorized", "Unauthorized"),
+            )
+        };
+        if keep.is_err() || recorded.header("Connection") == Some("close") {
+            return;
+        }
+        if let Ok(Err(Close)) = keep {
+            return;
+        }
+    }
+}
+
+/// Returned by a route that closed the connection on purpose.
+struct Close;
+
+fn read_body<R: BufRead>(reader: &mut R, kind: BodyKind) -> io::Result<(u64, u64)> {
+    let mut body = BodyReader::new(reader, kind);
+    let (mut total, mut fnv) = (0u64, 0xcbf29ce484222325u64);
+    loop {
+        let data = body.fill()?;
+        if data.is_empty() {
+            return Ok((total, fnv));
+        }
+        for &b in data {
+            fnv = (fnv ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+        let len = data.len();
+        total += len as u64;
+        body.consume(len);
+    }
+}
+
+/// FNV-1a of `data`, as the `/echo` route reports it.
+pub fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn query(target: &str) -> HashMap<String, String> {
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn route(out: &mut Tls, req: &Recorded, bytes: u64, fnv: u64) -> io::Result<Result<(), Close>> {
+    let path = req
+        .target
+        .split_once('?')
+        .map_or(req.target.as_str(), |(p, _)| p);
+    let q = query(&req.target);
+    let head_only = req.method == "HEAD";
+    let json = |out: &mut Tls, body: &str| -> io::Result<Result<(), Close>> {
+        if head_only {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            out.write_all(head.as_bytes())?;
+            return Ok(Ok(()));
+        }
+        reply(out, 200, "application/json", body)
+    };
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api"] => json(out, API_VERSIONS),
+        ["apis"] => json(
+            out,
+            r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#,
+        ),
+        ["api", "v1"] => json(out, API_RESOURCES),
+        ["api", "v1", "namespaces", ns, "pods"] if q.contains_key("watch") => watch(out, ns, &q),
+        ["api", "v1", "namespaces", ns, "pods"] => {
+            let n = q.get("pods").and_then(|n| n.parse().ok()).unwrap_or(2);
+            json(out, &pod_list(ns, n))
+        }
+        ["api", "v1", "namespaces", ns, "pods", name] => json(out, &pod(ns, name, 1)),
+        [.., "exec" | "attach" | "portforward"] => {
+            reply(out, 200, "text/plain", &format!("reached {path}"))
+        }
+        ["bytes"] => send_bytes(out, &q),
+        ["echo"] => json(
+            out,
+            &format!(
+                r#"{{"method":"{}","bytes":{bytes},"fnv":{fnv}}}"#,
+                req.method
+            ),
+        ),
+        ["status", code] => {
+            let code: u16 = code.parse().unwrap_or(500);
+            let head = format!("HTTP/1.1 {code} Whatever\r\nX-Status: {code}\r\n\r\n");
+            out.write_all(head.as_bytes())?;
+            Ok(Ok(()))
+        }
+        ["misbehave", how] => misbehave(out, how),
+        _ => reply(
+            out,
+            404,
+            "application/json",
+            &status_json(404, "NotFound", "not found"),
+        ),
+    }
+}
+
+fn reply(
+    out: &mut Tls,
+    code: u16,
+    content_type: &str,
+    body: &str,
+) -> io::Result<Result<(), Close>> {
+    let head = format!(
+        "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Audit-Id: 00000000-fake\r\n\r\n",
+        if code == 200 { "OK" } else { "Error" },
+        body.len()
+    );
+    let mut whole = head.into_bytes();
+    whole.extend_from_slice(body.as_bytes());
+    out.write_all(&whole)?;
+    Ok(Ok(()))
+}
+
+fn chunk(out: &mut Tls, data: &[u8]) -> io::Result<()> {
+    let mut piece = format!("{:x}\r\n", data.len()).into_bytes();
+    piece.extend_from_slice(data);
+    piece.extend_from_slice(b"\r\n");
+    out.write_all(&piece)
+}
+
+/// A watch: events one chunk each, `interval_ms` apart, then the end (or a cut).
+/// Each event carries the time it was sent, in microseconds since the epoch.
+fn watch(out: &mut Tls, ns: &str, q: &HashMap<String, String>) -> io::Result<Result<(), Close>> {
+    let events: usize = q.get("events").and_then(|n| n.parse().ok()).unwrap_or(3);
+    let interval = Duration::from_millis(
+        q.get("interval_ms")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(200),
+    );
+    out.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )?;
+    for i in 0..events {
+        if i > 0 {
+            thread::sleep(interval);
+        }
+        let sent = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros();
+        let name = format!("watched-{i}");
+        let event = format!(
+            "{{\"type\":\"ADDED\",\"sentMicros\":{sent},\"object\":{}}}\n",
+            pod(ns, &name, 100 + i)
+        );
+        chunk(out, event.as_bytes())?;
+    }
+    if q.contains_key("cut") {
+        return Ok(Err(Close));
+    }
+    out.write_all(b"0\r\n\r\n")?;
+    Ok(Ok(()))
+}
+
+fn send_bytes(out: &mut Tls, q: &HashMap<String, String>) -> io::Result<Result<(), Close>> {
+    let n: usize = q.get("n").and_then(|n| n.parse().ok()).unwrap_or(0);
+    let piece: Vec<u8> = (0..16 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    let chunked = q.contains_key("chunked");
+    let close = q.contains_key("close");
+    let framing = match (chunked, close) {
+        (true, _) => "Transfer-Encoding: chunked\r\n".to_string(),
+        (false, true) => "Connection: close\r\n".to_string(),
+        _ => format!("Content-Length: {n}\r\n"),
+    };
+    out.write_all(
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n{framing}\r\n")
+            .as_bytes(),
+    )?;
+    let mut left = n;
+    while left > 0 {
+        let len = left.min(piece.len());
+        if chunked {
+            chunk(out, &piece[..len])?;
+        } else {
+            out.write_all(&piece[..len])?;
+        }
+        left -= len;
+    }
+    if chunked {
+        out.write_all(b"0\r\n\r\n")?;
+    }
+    if close {
+        out.conn.send_close_notify();
+        let _ = out.flush();
+        return Ok(Err(Close));
+    }
+    Ok(Ok(()))
+}
+
+fn misbehave(out: &mut Tls, how: &str) -> io::Result<Result<(), Close>> {
+    match how {
+        "drop" => {}
+        "garbage" => out.write_all(b"this is not HTTP\r\n\r\n")?,
+        "cut" => out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b")?,
+        "cut-chunked" => {
+            out.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+            chunk(out, b"{\"type\":\"ADDED\"}\n")?;
+        }
+        // A complete answer, then the connection closes without saying so: the
+        // next request on it (from a pool) finds it dead.
+        "close-after" => {
+            reply(out, 200, "application/json", "{}")?;
+            let _ = out.sock.shutdown(std::net::Shutdown::Both);
+        }
+        _ => return reply(out, 404, "text/plain", "unknown misbehaviour"),
+    }
+    Ok(Err(Close))
+}
+
+pub fn status_json(code: u16, reason: &str, message: &str) -> String {
+    format!(
+        r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{message}","reason":"{reason}","code":{code}}}"#
+    )
+}
+
+pub fn pod(ns: &str, name: &str, rv: usize) -> String {
+    format!(
+        r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"{ns}","uid":"00000000-0000-0000-0000-{rv:012}","resourceVersion":"{rv}","creationTimestamp":"2026-11-28T00:00:00Z"}},"spec":{{"containers":[{{"name":"main","image":"curl"}}]}},"status":{{"phase":"Running"}}}}"#
+    )
+}
+
+fn pod_list(ns: &str, n: usize) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| pod(ns, &format!("pod-{i}"), 10 + i))
+        .collect();
+    format!(
+        r#"{{"kind":"PodList","apiVersion":"v1","metadata":{{"resourceVersion":"99"}},"items":[{}]}}"#,
+        items.join(",")
+    )
+}
+
+const API_VERSIONS: &str = r#"{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1:6443"}]}"#;
+
+const API_RESOURCES: &str = r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"v1","resources":[{"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get","list","watch"],"shortNames":["po"]}]}"#;
+
+/// Writes `text` to `path` the way the kubelet updates a projected volume: into a
+/// new timestamped directory, then an atomic rename of the `..data` symlink.
+pub fn kubelet_write(dir: &Path, name: &str, text: &str) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let stamp = format!("..{}", NEXT.fetch_add(1, Ordering::SeqCst));
+    let new_dir = dir.join(&stamp);
+    std::fs::create_dir_all(&new_dir).unwrap();
+    std::fs::write(new_dir.join(name), text).unwrap();
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&stamp, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    let link = dir.join(name);
+    if std::fs::symlink_metadata(&link)
+        .map(|m| !m.file_type().is_symlink())
+        .unwrap_or(true)
+    {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
+    }
+}

@@ -1,0 +1,273 @@
+//! Test support: the fake API server, the real kproxy binary as a child
+//! process, and small clients (raw TCP, curl, kubectl).
+
+#![allow(dead_code)]
+
+pub mod fake_apiserver;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use fake_apiserver::{FakeApiServer, TOKEN};
+
+/// How long a test waits for something that should be near-instant before it
+/// calls it a failure. Generous: CI machines are shared and slow.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A running `kproxy` binary. Killed when dropped.
+pub struct Kproxy {
+    pub child: Child,
+    /// `127.0.0.1:PORT`, or the socket path, from the `Starting to serve on` line.
+    pub addr: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+pub fn kproxy_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kproxy"));
+    cmd.env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT");
+    cmd
+}
+
+/// Runs kproxy to completion (for flags that make it exit at once).
+pub fn run_kproxy(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = kproxy_command();
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kproxy");
+    let deadline = Instant::now() + PATIENCE;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kproxy {args:?} did not exit");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+impl Kproxy {
+    /// Starts kproxy with `args` and `env`, and waits for its `Starting to serve on` line.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Kproxy {
+        let mut cmd = kproxy_command();
+        cmd.args(args).envs(env.iter().copied());
+        Self::spawn(cmd)
+    }
+
+    /// kproxy in its in-cluster mode against `fake`, on a free port, plus `args`.
+    pub fn in_cluster(fake: &FakeApiServer, args: &[&str]) -> Kproxy {
+        let sa = fake.sa_dir.to_str().unwrap();
+        let port = fake.port.to_string();
+        let mut all = vec!["--port", "0", "--serviceaccount-dir", sa];
+        all.extend_from_slice(args);
+        Self::start(
+            &all,
+            &[
+                ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+                ("KUBERNETES_SERVICE_PORT", &port),
+            ],
+        )
+    }
+
+    pub fn spawn(mut cmd: Command) -> Kproxy {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kproxy");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                thread::sleep(Duration::from_millis(100));
+                panic!("kproxy did not start; stderr: {}", stderr.lock().unwrap());
+            }
+        };
+        let addr = line
+            .strip_prefix("Starting to serve on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Kproxy {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Kproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs curl with `args`; returns (exit code, stdout, stderr).
+pub fn curl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "30"])
+        .args(args)
+        .output()
+        .expect("curl is installed (apt-get install curl)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The status code curl saw for a GET of `url` (with extra curl args).
+pub fn curl_status(url: &str, extra: &[&str]) -> u16 {
+    let mut args = vec!["-o", "/dev/null", "-w", "%{http_code}", url];
+    args.extend_from_slice(extra);
+    let (_, out, _) = curl(&args);
+    out.trim().parse().unwrap_or(0)
+}
+
+/// Runs kubectl against the proxy; returns (exit code, stdout, stderr).
+pub fn kubectl(proxy: &Kproxy, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new("kubectl")
+        .args(["--server", &proxy.url(""), "--request-timeout", "30s"])
+        .args(args)
+        .env("KUBECONFIG", "/dev/null")
+        .output()
+        .expect("kubectl is installed");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A raw TCP client: writes `request` and reads until the server closes or
+/// `PATIENCE` passes.
+pub fn raw(addr: &str, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to kproxy");
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One response read from a keep-alive connection: (status, headers, body).
+/// Understands Content-Length and chunked bodies.
+pub fn read_response(reader: &mut impl BufRead) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).expect("status line");
+    let code: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header line");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (n, v) = line.split_once(':').expect("header");
+        headers.push((n.trim().to_string(), v.trim().to_string()));
+    }
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if let Some(len) = get("Content-Length") {
+        body.resize(len.parse().unwrap(), 0);
+        reader.read_exact(&mut body).expect("body");
+    } else if get("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+            let mut data = vec![0; size + 2];
+            reader.read_exact(&mut data).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&data[..size]);
+        }
+    }
+    (code, headers, body)
+}
+
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
