@@ -175,14 +175,16 @@ impl Environment for ProcessEnv {
 impl Config {
     pub fn from_args(args: Args, env: &dyn Environment) -> Result<Config, ConfigError> {
         let mut warnings = Vec::new();
+        // Flag-only checks first: a typo is reported before any file is read.
         let listen = listen(&args)?;
-        let upstream = upstream(&args, env, &mut warnings)?;
         let filter = filter(&args, &listen, &mut warnings)?;
+        let api_prefix = api_prefix(&args.api_prefix)?;
+        let upstream = upstream(&args, env, &mut warnings)?;
         Ok(Config {
             listen,
             upstream,
             filter,
-            api_prefix: api_prefix(&args.api_prefix)?,
+            api_prefix,
             keepalive: args.keepalive,
             verbosity: args.verbosity,
             grace_period: args.grace_period,

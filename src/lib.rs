@@ -64,15 +64,18 @@ pub fn run(
     on_listening(listener.clone());
 
     listen::accept_loop(&listener, &proxy, &shutdown);
+    // Close the listening socket now, so new clients are refused during the drain
+    // instead of waiting in the backlog (the signal handler holds only a Weak).
+    if let Listener::Unix(_, path) = &*listener {
+        let _ = std::fs::remove_file(path);
+    }
+    drop(listener);
     let left = shutdown.drain(config.grace_period);
     if left > 0 {
         log!(
             0,
             "grace period over: closing {left} connection(s) still open"
         );
-    }
-    if let Listener::Unix(_, path) = &*listener {
-        let _ = std::fs::remove_file(path);
     }
     Ok(())
 }

@@ -28,7 +28,14 @@ fn main() -> ExitCode {
     let result = kproxy::run(config, shutdown.clone(), |listener| {
         // As PID 1 in a scratch image, SIGTERM has no default action: without a
         // handler the kubelet waits the whole grace period, then SIGKILLs.
-        if let Err(e) = kproxy::signals::on_terminate(move || shutdown.stop(&listener)) {
+        // Weak, so that the listening socket closes as soon as `run` stops accepting.
+        let listener = Arc::downgrade(&listener);
+        let stop = move || {
+            if let Some(listener) = listener.upgrade() {
+                shutdown.stop(&listener)
+            }
+        };
+        if let Err(e) = kproxy::signals::on_terminate(stop) {
             kproxy::log!(0, "warning: cannot handle SIGTERM: {e}");
         }
     });

@@ -67,7 +67,7 @@ impl RequestHead {
     /// The target in origin-form (`/path?query`), as it is sent upstream.
     pub fn origin_form(&self) -> &str {
         match self.absolute_authority_and_rest() {
-            Some((_, rest)) if rest.is_empty() => "/",
+            Some((_, "")) => "/",
             Some((_, rest)) => rest,
             None => &self.target,
         }

@@ -15,14 +15,15 @@
 //! - `/misbehave/{drop,garbage,cut,cut-chunked,close-after}`: broken answers
 //! - any path ending in `/exec`, `/attach` or `/portforward`: `reached PATH`
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -64,6 +65,9 @@ pub struct Stats {
     pub handshakes: AtomicUsize,
     pub connections_open: AtomicUsize,
     pub requests: Mutex<Vec<Recorded>>,
+    /// How many gated watch events the test has released (see `release_event`).
+    released: Mutex<usize>,
+    release: Condvar,
 }
 
 /// The kind of key the server certificate uses.
@@ -78,6 +82,8 @@ pub struct Options {
     pub key: KeyKind,
     /// Subject alternative names of the server certificate (DNS names or IPs).
     pub sans: Vec<String>,
+    /// Where to listen: `127.0.0.1:0` unless a test needs `[::1]:0`.
+    pub bind: &'static str,
 }
 
 impl Default for Options {
@@ -85,6 +91,7 @@ impl Default for Options {
         Options {
             key: KeyKind::EcdsaP256,
             sans: vec!["127.0.0.1".into(), "::1".into(), "localhost".into()],
+            bind: "127.0.0.1:0",
         }
     }
 }
@@ -157,7 +164,7 @@ impl FakeApiServer {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .expect("server config");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listener = TcpListener::bind(options.bind).expect("bind");
         let port = listener.local_addr().expect("addr").port();
 
         let sa_dir = temp_dir("sa");
@@ -214,6 +221,17 @@ impl FakeApiServer {
 
     pub fn handshakes(&self) -> usize {
         self.stats.handshakes.load(Ordering::SeqCst)
+    }
+
+    /// Lets one more event of a `gated` watch be sent: a test can then show an
+    /// event arrived while the next one did not exist yet.
+    pub fn release_event(&self) {
+        *self.stats.released.lock().unwrap() += 1;
+        self.stats.release.notify_all();
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.stats.connections_open.load(Ordering::SeqCst)
     }
 }
 
@@ -291,7 +309,7 @@ fn serve_connection(
             .is_some_and(|t| tokens.lock().unwrap().iter().any(|ok| ok == t));
         let out = reader.get_mut();
         let keep = if authorized {
-            route(out, &recorded, bytes, fnv)
+            route(out, &recorded, bytes, fnv, stats)
         } else {
             reply(
                 out,
@@ -346,7 +364,13 @@ fn query(target: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn route(out: &mut Tls, req: &Recorded, bytes: u64, fnv: u64) -> io::Result<Result<(), Close>> {
+fn route(
+    out: &mut Tls,
+    req: &Recorded,
+    bytes: u64,
+    fnv: u64,
+    stats: &Stats,
+) -> io::Result<Result<(), Close>> {
     let path = req
         .target
         .split_once('?')
@@ -372,7 +396,9 @@ fn route(out: &mut Tls, req: &Recorded, bytes: u64, fnv: u64) -> io::Result<Resu
             r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#,
         ),
         ["api", "v1"] => json(out, API_RESOURCES),
-        ["api", "v1", "namespaces", ns, "pods"] if q.contains_key("watch") => watch(out, ns, &q),
+        ["api", "v1", "namespaces", ns, "pods"] if q.contains_key("watch") => {
+            watch(out, ns, &q, stats)
+        }
         ["api", "v1", "namespaces", ns, "pods"] => {
             let n = q.get("pods").and_then(|n| n.parse().ok()).unwrap_or(2);
             json(out, &pod_list(ns, n))
@@ -430,9 +456,15 @@ fn chunk(out: &mut Tls, data: &[u8]) -> io::Result<()> {
     out.write_all(&piece)
 }
 
-/// A watch: events one chunk each, `interval_ms` apart, then the end (or a cut).
+/// A watch: events one chunk each, `interval_ms` apart (or, with `gated`, each
+/// after the test's next `release_event`), then the end (or a cut, with `cut`).
 /// Each event carries the time it was sent, in microseconds since the epoch.
-fn watch(out: &mut Tls, ns: &str, q: &HashMap<String, String>) -> io::Result<Result<(), Close>> {
+fn watch(
+    out: &mut Tls,
+    ns: &str,
+    q: &HashMap<String, String>,
+    stats: &Stats,
+) -> io::Result<Result<(), Close>> {
     let events: usize = q.get("events").and_then(|n| n.parse().ok()).unwrap_or(3);
     let interval = Duration::from_millis(
         q.get("interval_ms")
@@ -442,8 +474,16 @@ fn watch(out: &mut Tls, ns: &str, q: &HashMap<String, String>) -> io::Result<Res
     out.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
     )?;
+    let gated = q.contains_key("gated");
+    let mut released = *stats.released.lock().unwrap();
     for i in 0..events {
-        if i > 0 {
+        if gated && i > 0 {
+            let mut now = stats.released.lock().unwrap();
+            while *now <= released {
+                now = stats.release.wait(now).unwrap();
+            }
+            released = *now;
+        } else if i > 0 {
             thread::sleep(interval);
         }
         let sent = SystemTime::now()
@@ -511,7 +551,7 @@ fn misbehave(out: &mut Tls, how: &str) -> io::Result<Result<(), Close>> {
         // A complete answer, then the connection closes without saying so: the
         // next request on it (from a pool) finds it dead.
         "close-after" => {
-            reply(out, 200, "application/json", "{}")?;
+            let _ = reply(out, 200, "application/json", "{}")?;
             let _ = out.sock.shutdown(std::net::Shutdown::Both);
         }
         _ => return reply(out, 404, "text/plain", "unknown misbehaviour"),

@@ -1,7 +1,8 @@
 //! Test support: the fake API server, the real kproxy binary as a child
 //! process, and small clients (raw TCP, curl, kubectl).
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 
 pub mod fake_apiserver;
 
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[allow(unused_imports, reason = "not every test binary names the token")]
 pub use fake_apiserver::{FakeApiServer, TOKEN};
 
 /// How long a test waits for something that should be near-instant before it
