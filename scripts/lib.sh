@@ -1,0 +1,15 @@
+# Shared by the scripts: install a Debian package only when its command is missing.
+# Usage: need COMMAND [PACKAGE...]
+
+need() {
+    local cmd=$1
+    shift
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    local packages=("${@:-$cmd}")
+    echo "installing ${packages[*]} (for $cmd)" >&2
+    if [ -z "${KPROXY_APT_UPDATED:-}" ]; then
+        apt-get update -qq >&2
+        export KPROXY_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >&2
+}

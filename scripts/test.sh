@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every check a change must pass: formatting, clippy, and the test suite,
+# which starts the real kproxy binary against a fake TLS API server and drives
+# it with curl and kubectl. Installs what the tests call if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+need curl
+need openssl          # mints the RSA-4096 key of the stack-depth test
+need pkill procps      # /bin/kill, which the shutdown tests use to send signals
+# kubectl: the Google Cloud SDK's package where its repository is set up,
+# else Debian's own (older, but enough for `get --raw` and `get --watch`).
+need kubectl kubectl 2>/dev/null || need kubectl kubernetes-client
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo test
