@@ -502,3 +502,46 @@ fn listens_where_asked_and_reports_the_real_port() {
     assert_ne!(proxy.port(), 0);
     assert_eq!(curl_status(&format!("http://{}/api", proxy.addr), &[]), 200);
 }
+
+#[test]
+fn tls_1_2_only_servers_work() {
+    let fake = FakeApiServer::start_with(Options {
+        tls12_only: true,
+        ..Options::default()
+    });
+    let proxy = Kproxy::in_cluster(&fake, &[]);
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+}
+
+#[test]
+fn a_token_rotated_by_the_kubelet_is_picked_up() {
+    let fake = FakeApiServer::start();
+    // Lay the token out as the kubelet does: token -> ..data/token.
+    fake_apiserver::kubelet_write(&fake.sa_dir, "token", TOKEN);
+    let proxy = Kproxy::in_cluster(&fake, &[]);
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+
+    fake.accept_token("rotated-token");
+    fake_apiserver::kubelet_write(&fake.sa_dir, "token", "rotated-token\n");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while fake.last_request().header("Authorization") != Some("Bearer rotated-token") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated token was never used"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+    }
+    fake.retire_token(TOKEN);
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+
+    // An empty token file (a torn write) keeps the last good token.
+    fake_apiserver::kubelet_write(&fake.sa_dir, "token", "");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+    assert!(
+        proxy.stderr().contains("keeping the last good token"),
+        "{}",
+        proxy.stderr()
+    );
+}

@@ -1,5 +1,6 @@
 //! Header fields, and which of them a proxy must not pass on.
 
+use super::body::BodyKind;
 use super::HeadError;
 
 /// One header field. The value is bytes: HTTP allows obs-text, and a proxy
@@ -89,6 +90,19 @@ impl Headers {
             }
         }
         Ok(found)
+    }
+
+    /// The framing the headers declare: chunked, a length, or `None` for neither.
+    /// Both at once is the classic request-smuggling shape (RFC 9112 §6.3):
+    /// refused, not guessed.
+    pub fn framing(&self) -> Result<Option<BodyKind>, HeadError> {
+        match (self.is_chunked()?, self.content_length()?) {
+            (true, Some(_)) => Err(HeadError::Malformed(
+                "both Content-Length and Transfer-Encoding",
+            )),
+            (true, None) => Ok(Some(BodyKind::Chunked)),
+            (false, length) => Ok(length.map(BodyKind::Length)),
+        }
     }
 
     /// Whether the message is chunked. Any transfer coding other than a single

@@ -32,18 +32,11 @@ impl RequestHead {
         read_head(reader, buf, MAX_HEAD, parse)
     }
 
-    /// How the body is framed (RFC 9112 §6.3). Both Content-Length and
-    /// Transfer-Encoding is the classic smuggling shape: refused, not guessed.
+    /// How the body is framed (RFC 9112 §6.3): a request with neither header has none.
     pub fn body_kind(&self) -> Result<BodyKind, HeadError> {
-        let chunked = self.headers.is_chunked()?;
-        let length = self.headers.content_length()?;
-        match (chunked, length) {
-            (true, Some(_)) => Err(HeadError::Malformed(
-                "both Content-Length and Transfer-Encoding",
-            )),
-            (true, None) => Ok(BodyKind::Chunked),
-            (false, Some(0) | None) => Ok(BodyKind::Empty),
-            (false, Some(n)) => Ok(BodyKind::Length(n)),
+        match self.headers.framing()? {
+            Some(BodyKind::Length(0)) | None => Ok(BodyKind::Empty),
+            Some(kind) => Ok(kind),
         }
     }
 

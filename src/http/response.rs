@@ -31,16 +31,7 @@ impl ResponseHead {
         if request_method == "HEAD" || self.code < 200 || self.code == 204 || self.code == 304 {
             return Ok(BodyKind::Empty);
         }
-        let chunked = self.headers.is_chunked()?;
-        let length = self.headers.content_length()?;
-        match (chunked, length) {
-            (true, Some(_)) => Err(HeadError::Malformed(
-                "both Content-Length and Transfer-Encoding",
-            )),
-            (true, None) => Ok(BodyKind::Chunked),
-            (false, Some(n)) => Ok(BodyKind::Length(n)),
-            (false, None) => Ok(BodyKind::UntilClose),
-        }
+        Ok(self.headers.framing()?.unwrap_or(BodyKind::UntilClose))
     }
 
     /// Whether the server lets the connection be used again after this response.

@@ -84,6 +84,8 @@ pub struct Options {
     pub sans: Vec<String>,
     /// Where to listen: `127.0.0.1:0` unless a test needs `[::1]:0`.
     pub bind: &'static str,
+    /// Speak only TLS 1.2, as older API servers may.
+    pub tls12_only: bool,
 }
 
 impl Default for Options {
@@ -92,6 +94,7 @@ impl Default for Options {
             key: KeyKind::EcdsaP256,
             sans: vec!["127.0.0.1".into(), "::1".into(), "localhost".into()],
             bind: "127.0.0.1:0",
+            tls12_only: false,
         }
     }
 }
@@ -158,8 +161,13 @@ impl FakeApiServer {
     pub fn start_with(options: Options) -> FakeApiServer {
         let (ca_pem, chain, key) = mint(&options);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            rustls::DEFAULT_VERSIONS
+        };
         let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .expect("versions")
             .with_no_client_auth()
             .with_single_cert(chain, key)
@@ -207,6 +215,11 @@ impl FakeApiServer {
     /// Adds a token the server accepts.
     pub fn accept_token(&self, token: &str) {
         self.tokens.lock().unwrap().push(token.to_string());
+    }
+
+    /// Stops accepting a token: requests with it get 401 from now on.
+    pub fn retire_token(&self, token: &str) {
+        self.tokens.lock().unwrap().retain(|t| t != token);
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
