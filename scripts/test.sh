@@ -12,6 +12,12 @@ need pkill procps      # /bin/kill, which the shutdown tests use to send signals
 # kubectl: the Google Cloud SDK's package where its repository is set up,
 # else Debian's own (older, but enough for `get --raw` and `get --watch`).
 need kubectl kubectl 2>/dev/null || need kubectl kubernetes-client
+# The image test builds the static binary and the FROM scratch image.
+need musl-gcc musl-tools
+need buildah
+need skopeo
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
+    rustup target add x86_64-unknown-linux-musl
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --check

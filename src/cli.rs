@@ -62,8 +62,37 @@ impl fmt::Debug for Secret {
 #[derive(Debug)]
 pub enum Command {
     Serve(Box<Args>),
+    /// `kproxy check`: probe a running kproxy (for exec probes in a scratch image).
+    Check(CheckArgs),
     Help,
+    CheckHelp,
     Version,
+}
+
+/// Flags of `kproxy check`, named as the server's so a probe can repeat them.
+#[derive(Debug)]
+pub struct CheckArgs {
+    pub address: String,
+    pub port: u16,
+    pub unix_socket: Option<PathBuf>,
+    pub api_prefix: String,
+    pub timeout: Duration,
+    /// Also ask the API server, through the proxy, whether it is ready.
+    pub ready: bool,
+}
+
+impl Default for CheckArgs {
+    fn default() -> Self {
+        CheckArgs {
+            address: DEFAULT_ADDRESS.into(),
+            port: DEFAULT_PORT,
+            unix_socket: None,
+            api_prefix: DEFAULT_API_PREFIX.into(),
+            // The kubelet's default probe timeoutSeconds is 1.
+            timeout: Duration::from_secs(1),
+            ready: false,
+        }
+    }
 }
 
 impl Default for Args {
@@ -118,7 +147,9 @@ where
 
     let mut args = Args::default();
     let mut parser = lexopt::Parser::from_iter(argv);
+    let mut first = true;
     while let Some(arg) = parser.next()? {
+        let was_first = std::mem::replace(&mut first, false);
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help),
             Long("version") => return Ok(Command::Version),
@@ -145,9 +176,10 @@ where
             }
             Long("serviceaccount-dir") => args.serviceaccount_dir = path(&mut parser)?,
             Long("grace-period") => args.grace_period = duration(&mut parser, "--grace-period")?,
+            Value(v) if v == "check" && was_first => return parse_check(parser),
             Value(v) => {
                 return Err(UsageError(format!(
-                    "unexpected argument {:?}: kproxy takes only flags",
+                    "unexpected argument {:?}: kproxy takes only flags (and the `check` command)",
                     v.to_string_lossy()
                 )))
             }
@@ -155,6 +187,25 @@ where
         }
     }
     Ok(Command::Serve(Box::new(args)))
+}
+
+fn parse_check(mut parser: lexopt::Parser) -> Result<Command, UsageError> {
+    use lexopt::prelude::*;
+
+    let mut args = CheckArgs::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::CheckHelp),
+            Short('p') | Long("port") => args.port = number(&mut parser, "--port")?,
+            Long("address") => args.address = string(&mut parser)?,
+            Short('u') | Long("unix-socket") => args.unix_socket = Some(path(&mut parser)?),
+            Long("api-prefix") => args.api_prefix = string(&mut parser)?,
+            Long("timeout") => args.timeout = duration(&mut parser, "--timeout")?,
+            Long("ready") => args.ready = boolean(&mut parser, "--ready")?,
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    Ok(Command::Check(args))
 }
 
 fn string(parser: &mut lexopt::Parser) -> Result<String, UsageError> {
@@ -279,4 +330,27 @@ Process flags:
       --grace-period DURATION  On SIGTERM/SIGINT, time allowed for requests in flight (default 5s)
   -h, --help                   Show this help
       --version                Show the version
+
+Probing a running kproxy (a scratch image has no curl): kproxy check --help
+";
+
+pub const CHECK_HELP: &str = "\
+kproxy check: exit 0 if a kproxy answers on this address, non-zero with a reason if not.
+
+For Kubernetes exec probes: the kubelet's httpGet and tcpSocket probes dial the Pod IP,
+which cannot reach a proxy listening on 127.0.0.1, and a scratch image has no curl.
+
+Usage:
+  kproxy check [flags]
+
+Flags:
+  -p, --port PORT          Port kproxy listens on (default 8001)
+      --address ADDR       Address kproxy listens on (default 127.0.0.1)
+  -u, --unix-socket PATH   Unix socket kproxy listens on
+      --api-prefix PREFIX  kproxy's --api-prefix, for --ready (default '/')
+      --timeout DURATION   Give up after this long (default 1s)
+      --ready              Also ask the API server, through kproxy, for /readyz.
+                           Use it for readiness only: a liveness probe that depends on
+                           the API server restarts every sidecar in the cluster when the
+                           API server has a bad minute, which only adds load to it.
 ";

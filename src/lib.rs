@@ -18,6 +18,7 @@
 //! - [`upstream`]: the connection pool to the API server;
 //! - [`error`]: what the client sees when something fails.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod credentials;

@@ -218,6 +218,13 @@ struct Life<'a> {
     tracked: Arc<Tracked>,
 }
 
+/// Untracks on drop, so a connection is forgotten even if its thread panics.
+impl Drop for Life<'_> {
+    fn drop(&mut self) {
+        self.shutdown.untrack(&self.tracked);
+    }
+}
+
 impl Lifecycle for Life<'_> {
     fn idle(&self) -> bool {
         // Marked idle first, then checked: `Shutdown::stop` sets the flag first,
@@ -273,15 +280,12 @@ fn spawn(stream: Stream, peer: Option<IpAddr>, proxy: &Arc<Proxy>, shutdown: &Ar
     let spawned = thread::Builder::new().stack_size(THREAD_STACK).spawn({
         let (proxy, shutdown, tracked) = (proxy.clone(), shutdown.clone(), tracked.clone());
         move || {
+            let life = Life {
+                shutdown: &shutdown,
+                tracked,
+            };
             let mut client = Client::new(stream, write_half, peer);
-            proxy.serve(
-                &mut client,
-                &Life {
-                    shutdown: &shutdown,
-                    tracked: tracked.clone(),
-                },
-            );
-            shutdown.untrack(&tracked);
+            proxy.serve(&mut client, &life);
         }
     });
     if let Err(e) = spawned {

@@ -14,6 +14,16 @@ fn main() -> ExitCode {
             print!("{}", cli::HELP);
             return ExitCode::SUCCESS;
         }
+        Ok(Command::CheckHelp) => {
+            print!("{}", cli::CHECK_HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Check(args)) => {
+            return match kproxy::check::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(reason) => fail(&reason),
+            }
+        }
         Ok(Command::Version) => {
             println!("kproxy {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;

@@ -27,6 +27,11 @@ use crate::http::response::{reason, LocalResponse, ResponseHead};
 use crate::http::{HeadError, Version};
 use crate::upstream::{Connection, Upstream};
 
+/// kproxy answers this path itself, whatever the prefix and filter, so that
+/// `kproxy check` can tell a live kproxy from anything else on the port without
+/// involving the API server (which has no such path).
+pub const ALIVE_PATH: &str = "/.kproxy/alive";
+
 /// Request bodies up to this size are read before they are sent, so that a
 /// request on a stale pooled connection can be sent again on a fresh one.
 const MAX_REPLAYABLE_BODY: u64 = 64 * 1024;
@@ -156,6 +161,9 @@ impl Proxy {
         } else {
             Next::Close
         };
+        if head.path() == ALIVE_PATH && head.method == "GET" {
+            return local(client, &LocalResponse::text(200, "ok"), after_refusal);
+        }
         let target = match self.route(head) {
             Ok(target) => target,
             Err(response) => return local(client, &response, after_refusal),

@@ -64,6 +64,7 @@ fn parse(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, HeadError> {
 pub fn reason(code: u16) -> &'static str {
     match code {
         100 => "Continue",
+        200 => "OK",
         301 => "Moved Permanently",
         400 => "Bad Request",
         403 => "Forbidden",

@@ -12,6 +12,7 @@
 //! - `/bytes?n=N[&chunked=1][&close=1]`: N bytes framed by length, chunks, or close
 //! - `/echo` (any method): `{"method":..,"bytes":N,"fnv":H}` of the request body
 //! - `/status/CODE`: an empty answer with that status
+//! - `/readyz`: `ok`, or 500 once a test set `stats.not_ready`
 //! - `/misbehave/{drop,garbage,cut,cut-chunked,close-after}`: broken answers
 //! - any path ending in `/exec`, `/attach` or `/portforward`: `reached PATH`
 
@@ -65,6 +66,8 @@ pub struct Stats {
     pub handshakes: AtomicUsize,
     pub connections_open: AtomicUsize,
     pub requests: Mutex<Vec<Recorded>>,
+    /// Whether `/readyz` says ok.
+    pub not_ready: std::sync::atomic::AtomicBool,
     /// How many gated watch events the test has released (see `release_event`).
     released: Mutex<usize>,
     release: Condvar,
@@ -404,10 +407,15 @@ fn route(
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["api"] => json(out, API_VERSIONS),
-        ["apis"] => json(
+        ["readyz"] if stats.not_ready.load(Ordering::SeqCst) => reply(
             out,
-            r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[]}"#,
+            500,
+            "text/plain",
+            "[-]etcd failed: reason withheld\nreadyz check failed",
         ),
+        ["readyz"] => reply(out, 200, "text/plain", "ok"),
+        ["apis"] => json(out, API_GROUPS),
+        ["apis", "rbac.authorization.k8s.io", "v1"] => json(out, RBAC_RESOURCES),
         ["api", "v1"] => json(out, API_RESOURCES),
         ["api", "v1", "namespaces", ns, "pods"] if q.contains_key("watch") => {
             watch(out, ns, &q, stats)
@@ -596,7 +604,11 @@ fn pod_list(ns: &str, n: usize) -> String {
 
 const API_VERSIONS: &str = r#"{"kind":"APIVersions","versions":["v1"],"serverAddressByClientCIDRs":[{"clientCIDR":"0.0.0.0/0","serverAddress":"127.0.0.1:6443"}]}"#;
 
-const API_RESOURCES: &str = r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"v1","resources":[{"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["get","list","watch"],"shortNames":["po"]}]}"#;
+const API_RESOURCES: &str = r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"v1","resources":[{"name":"pods","singularName":"pod","namespaced":true,"kind":"Pod","verbs":["create","get","list","watch"],"shortNames":["po"]},{"name":"serviceaccounts","singularName":"serviceaccount","namespaced":true,"kind":"ServiceAccount","verbs":["create","get","list"],"shortNames":["sa"]}]}"#;
+
+const API_GROUPS: &str = r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[{"name":"rbac.authorization.k8s.io","versions":[{"groupVersion":"rbac.authorization.k8s.io/v1","version":"v1"}],"preferredVersion":{"groupVersion":"rbac.authorization.k8s.io/v1","version":"v1"}}]}"#;
+
+const RBAC_RESOURCES: &str = r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"rbac.authorization.k8s.io/v1","resources":[{"name":"roles","singularName":"role","namespaced":true,"kind":"Role","verbs":["create","get","list"]},{"name":"rolebindings","singularName":"rolebinding","namespaced":true,"kind":"RoleBinding","verbs":["create","get","list"]}]}"#;
 
 /// Writes `text` to `path` the way the kubelet updates a projected volume: into a
 /// new timestamped directory, then an atomic rename of the `..data` symlink.
