@@ -19,6 +19,8 @@ pub const DEFAULT_REJECT_PATHS: &str = "^/api/.*/pods/.*/exec,^/api/.*/pods/.*/a
 pub const DEFAULT_REJECT_METHODS: &str = "^$";
 pub const DEFAULT_API_PREFIX: &str = "/";
 pub const DEFAULT_SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Go's dialer default, which is what kubectl's `--keepalive=0` really means.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
 /// Kubernetes gives a Pod 30 s between SIGTERM and SIGKILL; finishing in-flight
 /// requests within a few seconds leaves the rest for the app container.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
@@ -35,6 +37,7 @@ pub struct Args {
     pub api_prefix: String,
     pub disable_filter: bool,
     pub unix_socket: Option<PathBuf>,
+    /// TCP keep-alive period for upgraded connections; `None` turns it off.
     pub keepalive: Option<Duration>,
     pub verbosity: u8,
     pub server: Option<String>,
@@ -107,7 +110,7 @@ impl Default for Args {
             api_prefix: DEFAULT_API_PREFIX.into(),
             disable_filter: false,
             unix_socket: None,
-            keepalive: None,
+            keepalive: Some(DEFAULT_KEEPALIVE),
             verbosity: 0,
             server: None,
             certificate_authority: None,
@@ -164,7 +167,7 @@ where
                 args.disable_filter = boolean(&mut parser, "--disable-filter")?
             }
             Short('u') | Long("unix-socket") => args.unix_socket = Some(path(&mut parser)?),
-            Long("keepalive") => args.keepalive = Some(duration(&mut parser, "--keepalive")?),
+            Long("keepalive") => args.keepalive = keepalive(&mut parser)?,
             Short('v') | Long("v") => args.verbosity = number(&mut parser, "--v")?,
             Short('s') | Long("server") => args.server = Some(string(&mut parser)?),
             Long("certificate-authority") => args.certificate_authority = Some(path(&mut parser)?),
@@ -241,6 +244,22 @@ fn boolean(parser: &mut lexopt::Parser, flag: &str) -> Result<bool, UsageError> 
     }
 }
 
+/// kubectl's `--keepalive`, with Go's meaning: 0 is the 15 s default and a
+/// negative value turns keep-alive off.
+fn keepalive(parser: &mut lexopt::Parser) -> Result<Option<Duration>, UsageError> {
+    let value = string(parser)?;
+    if value.starts_with('-') {
+        return Ok(None);
+    }
+    match parse_duration(&value) {
+        Some(Duration::ZERO) => Ok(Some(DEFAULT_KEEPALIVE)),
+        Some(period) => Ok(Some(period)),
+        None => Err(UsageError(format!(
+            "invalid value {value:?} for --keepalive: expected a duration such as 30s (negative: off)"
+        ))),
+    }
+}
+
 fn duration(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, UsageError> {
     let value = string(parser)?;
     parse_duration(&value).ok_or_else(|| {
@@ -307,7 +326,8 @@ Proxy flags (as in kubectl proxy):
       --reject-methods REGEXES HTTP methods to reject (default '^$', i.e. none)
       --api-prefix PREFIX      Serve the API under this prefix (default '/')
       --disable-filter         Turn off all the filters above (unsafe: open to XSRF)
-      --keepalive DURATION     TCP keep-alive period for long-lived upgraded connections
+      --keepalive DURATION     TCP keep-alive period of upgraded connections (exec, attach,
+                               port-forward); 0 means the default 15s, negative turns it off
   -v, --v LEVEL                Log verbosity; 4 and above logs one line per request
 
   REGEXES are comma-separated regular expressions, matched anywhere in the value unless

@@ -29,7 +29,9 @@ pub mod listen;
 pub mod log;
 pub mod proxy;
 pub mod signals;
+pub mod stream;
 pub mod tls;
+pub mod tunnel;
 pub mod upstream;
 
 use std::io::Write;
@@ -57,6 +59,7 @@ pub fn run(
         upstream: Upstream::new(config.upstream),
         filter: config.filter,
         api_prefix: config.api_prefix,
+        keepalive: config.keepalive,
     });
     let mut stdout = std::io::stdout();
     // kubectl's exact line: scripts wait for it to know the port is open.

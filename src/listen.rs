@@ -4,7 +4,7 @@
 //! connections that sit idle between requests, and waits up to the grace period
 //! for requests in flight, as a Pod's containers are expected to.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::config::Listen;
 use crate::proxy::{Client, Lifecycle, Proxy};
+use crate::stream::Stream;
 
 /// Stack for each connection thread. A rustls handshake with an RSA-4096
 /// certificate was seen to overflow 32 KiB; 256 KiB leaves a wide margin, and
@@ -28,50 +29,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener, PathBuf),
-}
-
-/// A client's connection, over TCP or a unix socket.
-pub enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Stream {
-    fn try_clone(&self) -> io::Result<Stream> {
-        match self {
-            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
-            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
-        }
-    }
-
-    fn shutdown(&self, how: Direction) {
-        let _ = match self {
-            Stream::Tcp(s) => s.shutdown(how),
-            Stream::Unix(s) => s.shutdown(how),
-        };
-    }
 }
 
 impl Listener {

@@ -15,9 +15,9 @@
 //! to an HTTP/1.1 client chunked (the connection stays usable) and to an HTTP/1.0
 //! client close-delimited.
 
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::ProxyError;
 use crate::filter::{host_without_port, Filter, Refusal};
@@ -25,6 +25,8 @@ use crate::http::body::{self, BodyKind, BodyReader, CopyError, Encoding};
 use crate::http::request::RequestHead;
 use crate::http::response::{reason, LocalResponse, ResponseHead};
 use crate::http::{HeadError, Version};
+use crate::stream::{self, Stream};
+use crate::tunnel;
 use crate::upstream::{Connection, Upstream};
 
 /// kproxy answers this path itself, whatever the prefix and filter, so that
@@ -45,6 +47,8 @@ pub struct Proxy {
     pub filter: Option<Filter>,
     /// Starts and ends with `/`.
     pub api_prefix: String,
+    /// TCP keep-alive period for upgraded connections; `None`: off.
+    pub keepalive: Option<Duration>,
 }
 
 /// Whether the client connection can carry another request.
@@ -63,15 +67,15 @@ pub trait Lifecycle {
 }
 
 /// The client connection's two halves.
-pub struct Client<S: Read + Write> {
-    pub reader: BufReader<S>,
-    pub writer: BufWriter<S>,
+pub struct Client {
+    pub reader: BufReader<Stream>,
+    pub writer: BufWriter<Stream>,
     /// The client's address, appended to X-Forwarded-For (none on a unix socket).
     pub peer: Option<IpAddr>,
 }
 
-impl<S: Read + Write> Client<S> {
-    pub fn new(read_half: S, write_half: S, peer: Option<IpAddr>) -> Self {
+impl Client {
+    pub fn new(read_half: Stream, write_half: Stream, peer: Option<IpAddr>) -> Self {
         Client {
             reader: BufReader::with_capacity(CLIENT_BUFFER, read_half),
             writer: BufWriter::with_capacity(CLIENT_BUFFER, write_half),
@@ -111,9 +115,20 @@ struct Answer {
     next: Next,
 }
 
+impl Answer {
+    /// The client went away mid-request: nothing was or can be answered.
+    fn nobody_left() -> Answer {
+        Answer {
+            code: 0,
+            bytes: 0,
+            next: Next::Close,
+        }
+    }
+}
+
 impl Proxy {
     /// Serves requests on one client connection until either side closes it.
-    pub fn serve<S: Read + Write>(&self, client: &mut Client<S>, life: &dyn Lifecycle) {
+    pub fn serve(&self, client: &mut Client, life: &dyn Lifecycle) {
         let mut head_buf = Vec::new();
         loop {
             if !life.idle() {
@@ -150,7 +165,7 @@ impl Proxy {
         }
     }
 
-    fn handle<S: Read + Write>(&self, head: &RequestHead, client: &mut Client<S>) -> Answer {
+    fn handle(&self, head: &RequestHead, client: &mut Client) -> Answer {
         let kind = match head.body_kind() {
             Ok(kind) => kind,
             Err(e) => return local(client, &ProxyError::BadRequest(e).response(), Next::Close),
@@ -170,15 +185,14 @@ impl Proxy {
         };
         let outgoing = match receive_body(head, kind, client) {
             Ok(outgoing) => outgoing,
-            Err(_) => {
-                return Answer {
-                    code: 0,
-                    bytes: 0,
-                    next: Next::Close,
-                }
-            }
+            Err(_) => return Answer::nobody_left(),
         };
-        let upstream_head = self.upstream_head(head, target, client.peer, &outgoing);
+        if let Some(protocol) = upgrade_protocol(head) {
+            let upstream_head =
+                self.upstream_head(head, target, client.peer, &outgoing, Some(protocol));
+            return self.upgrade(head, &upstream_head, outgoing, client);
+        }
+        let upstream_head = self.upstream_head(head, target, client.peer, &outgoing, None);
         self.forward(head, &upstream_head, outgoing, client)
     }
 
@@ -226,6 +240,7 @@ impl Proxy {
         target: &str,
         peer: Option<IpAddr>,
         body: &Outgoing,
+        upgrade: Option<&[u8]>,
     ) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(head.method.as_bytes());
@@ -262,6 +277,11 @@ impl Proxy {
         if !forwarded_for.is_empty() {
             push_header(&mut out, b"X-Forwarded-For", &forwarded_for);
         }
+        if let Some(protocol) = upgrade {
+            // Hop-by-hop, but this hop asks for the same upgrade (kubectl does too).
+            push_header(&mut out, b"Connection", b"Upgrade");
+            push_header(&mut out, b"Upgrade", protocol);
+        }
         match body {
             Outgoing::None => {}
             Outgoing::Buffered(bytes) => push_header(
@@ -280,12 +300,12 @@ impl Proxy {
 
     /// Sends the request, retrying once on a fresh connection when a pooled one
     /// turns out to be closed, then streams the response back.
-    fn forward<S: Read + Write>(
+    fn forward(
         &self,
         head: &RequestHead,
         upstream_head: &[u8],
         mut outgoing: Outgoing,
-        client: &mut Client<S>,
+        client: &mut Client,
     ) -> Answer {
         // After a streamed body the client connection's framing is only known good if
         // the whole body was read, which an upstream failure may have prevented.
@@ -300,7 +320,13 @@ impl Proxy {
                 Ok(conn) => conn,
                 Err(e) => return self.fail(client, ProxyError::Connect(e), after_error),
             };
-            match self.attempt(&mut conn, upstream_head, &mut outgoing, &mut client.reader) {
+            match self.attempt(
+                &mut conn,
+                upstream_head,
+                &mut outgoing,
+                &mut client.reader,
+                false,
+            ) {
                 Ok(response) => return self.respond(head, conn, response, client),
                 Err(Attempt::Stale(e)) if conn.reused && !retried && outgoing.replayable() => {
                     crate::log!(
@@ -313,23 +339,91 @@ impl Proxy {
                     return self.fail(client, ProxyError::Upstream(e), after_error)
                 }
                 Err(Attempt::Failed(e)) => return self.fail(client, e, after_error),
-                Err(Attempt::ClientGone) => {
-                    return Answer {
-                        code: 0,
-                        bytes: 0,
-                        next: Next::Close,
-                    }
-                }
+                Err(Attempt::ClientGone) => return Answer::nobody_left(),
             }
         }
     }
 
-    fn fail<S: Read + Write>(
+    /// Sends an upgrade request on a connection of its own; on 101, pipes the two
+    /// connections into each other until both ends are done. Any other answer is
+    /// relayed as a normal response.
+    fn upgrade(
         &self,
-        client: &mut Client<S>,
-        error: ProxyError,
-        next: Next,
+        head: &RequestHead,
+        upstream_head: &[u8],
+        mut outgoing: Outgoing,
+        client: &mut Client,
     ) -> Answer {
+        let mut conn = match self.upstream.connect() {
+            Ok(conn) => conn,
+            Err(e) => return self.fail(client, ProxyError::Connect(e), Next::Close),
+        };
+        if let Some(period) = self.keepalive {
+            stream::set_keepalive(conn.tcp(), period);
+            client.writer.get_ref().set_keepalive(period);
+        }
+        let attempt = self.attempt(
+            &mut conn,
+            upstream_head,
+            &mut outgoing,
+            &mut client.reader,
+            true,
+        );
+        let response = match attempt {
+            Ok(response) => response,
+            Err(Attempt::Stale(e)) => {
+                return self.fail(client, ProxyError::Upstream(e), Next::Close)
+            }
+            Err(Attempt::Failed(e)) => return self.fail(client, e, Next::Close),
+            Err(Attempt::ClientGone) => return Answer::nobody_left(),
+        };
+        if response.code != 101 {
+            let answer = self.respond(head, conn, response, client);
+            return Answer {
+                next: Next::Close,
+                ..answer
+            };
+        }
+        let switched = switching_head(&response);
+        if client
+            .writer
+            .write_all(&switched)
+            .and_then(|()| client.writer.flush())
+            .is_err()
+        {
+            return Answer {
+                code: 101,
+                bytes: 0,
+                next: Next::Close,
+            };
+        }
+        let client_early = client.reader.buffer().to_vec();
+        let upstream_early = conn.reader.buffer().to_vec();
+        let result = client
+            .writer
+            .get_ref()
+            .try_clone()
+            .and_then(|client_write| {
+                let upstream = conn.reader.into_inner();
+                tunnel::pipe(
+                    client.reader.get_mut(),
+                    client_write,
+                    &client_early,
+                    upstream,
+                    &upstream_early,
+                )
+            });
+        if let Err(e) = result {
+            crate::log!(2, "tunnel for {} ended with an error: {e}", head.path());
+        }
+        Answer {
+            code: 101,
+            bytes: 0,
+            next: Next::Close,
+        }
+    }
+
+    fn fail(&self, client: &mut Client, error: ProxyError, next: Next) -> Answer {
         crate::log!(0, "error while proxying request: {error}");
         local(client, &error.response(), next)
     }
@@ -341,6 +435,7 @@ impl Proxy {
         upstream_head: &[u8],
         outgoing: &mut Outgoing,
         client_reader: &mut R,
+        upgrade: bool,
     ) -> Result<ResponseHead, Attempt> {
         let writer = conn.writer();
         let sent = match outgoing {
@@ -363,7 +458,7 @@ impl Proxy {
                 return match body::copy(&mut body, &mut out, encoding) {
                     Ok(_) => {
                         drop(out);
-                        read_response_head(conn)
+                        read_response_head(conn, upgrade)
                     }
                     Err(CopyError::Read(_)) => Err(Attempt::ClientGone),
                     Err(CopyError::Write(e)) => Err(Attempt::Failed(ProxyError::Upstream(e))),
@@ -371,17 +466,17 @@ impl Proxy {
             }
         };
         sent.map_err(Attempt::Stale)?;
-        read_response_head(conn)
+        read_response_head(conn, upgrade)
     }
 
     /// Streams the response to the client, then returns the connection to the
     /// pool if it is clean and reusable.
-    fn respond<S: Read + Write>(
+    fn respond(
         &self,
         head: &RequestHead,
         mut conn: Connection,
         response: ResponseHead,
-        client: &mut Client<S>,
+        client: &mut Client,
     ) -> Answer {
         let kind = match response.body_kind(&head.method) {
             Ok(kind) => kind,
@@ -443,10 +538,12 @@ impl Proxy {
 }
 
 /// Reads the API server's response head, skipping interim 1xx responses.
-fn read_response_head(conn: &mut Connection) -> Result<ResponseHead, Attempt> {
+/// A 101 is an answer only to a request that asked for an upgrade.
+fn read_response_head(conn: &mut Connection, upgrade: bool) -> Result<ResponseHead, Attempt> {
     let mut buf = Vec::new();
     loop {
         match ResponseHead::read(&mut conn.reader, &mut buf) {
+            Ok(Some(head)) if head.code == 101 && upgrade => return Ok(head),
             Ok(Some(head)) if head.code == 101 => {
                 return Err(Attempt::Failed(ProxyError::BadResponse(
                     HeadError::Malformed(
@@ -464,13 +561,18 @@ fn read_response_head(conn: &mut Connection) -> Result<ResponseHead, Attempt> {
     }
 }
 
+/// The protocol asked for, if the request is an upgrade: a `Connection` header
+/// containing `upgrade` (kubectl's test) and an `Upgrade` header to say to what.
+fn upgrade_protocol(head: &RequestHead) -> Option<&[u8]> {
+    if !head.headers.has_token("Connection", "upgrade") {
+        return None;
+    }
+    head.headers.get("Upgrade").filter(|p| !p.is_empty())
+}
+
 /// Reads a small body now (so it can be re-sent) or leaves a large one to stream.
 /// Answers `Expect: 100-continue` first, since we are about to read the body.
-fn receive_body<S: Read + Write>(
-    head: &RequestHead,
-    kind: BodyKind,
-    client: &mut Client<S>,
-) -> io::Result<Outgoing> {
+fn receive_body(head: &RequestHead, kind: BodyKind, client: &mut Client) -> io::Result<Outgoing> {
     if kind == BodyKind::Empty {
         return Ok(Outgoing::None);
     }
@@ -563,7 +665,25 @@ fn response_head(
     out
 }
 
-fn local<S: Read + Write>(client: &mut Client<S>, response: &LocalResponse, next: Next) -> Answer {
+/// The 101 for the client: the API server's headers, with the upgrade's own
+/// `Connection` and `Upgrade`, which are hop-by-hop but belong to this hop too.
+fn switching_head(response: &ResponseHead) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    for h in response.headers.iter() {
+        if response.headers.is_end_to_end(&h.name) {
+            push_header(&mut out, h.name.as_bytes(), &h.value);
+        }
+    }
+    push_header(&mut out, b"Connection", b"Upgrade");
+    if let Some(protocol) = response.headers.get("Upgrade") {
+        push_header(&mut out, b"Upgrade", protocol);
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn local(client: &mut Client, response: &LocalResponse, next: Next) -> Answer {
     let next = match response.write_to(&mut client.writer, next == Next::KeepAlive) {
         Ok(()) => next,
         Err(_) => Next::Close,

@@ -323,6 +323,14 @@ fn serve_connection(
             .header("Authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|t| tokens.lock().unwrap().iter().any(|ok| ok == t));
+        let upgrade = recorded.header("Upgrade").map(str::to_string);
+        let wants_upgrade = recorded
+            .header("Connection")
+            .is_some_and(|c| c.to_ascii_lowercase().contains("upgrade"));
+        if let (true, true, Some(protocol)) = (authorized, wants_upgrade, upgrade) {
+            upgraded(&mut reader, &recorded, &protocol);
+            return;
+        }
         let out = reader.get_mut();
         let keep = if authorized {
             route(out, &recorded, bytes, fnv, stats)
@@ -341,6 +349,63 @@ fn serve_connection(
             return;
         }
     }
+}
+
+/// An upgrade request: exec, attach and portforward paths (and `/upgrade/echo`)
+/// answer 101 and echo every byte back until the client half-closes, then
+/// close; `/upgrade/hello-and-close` says hello and closes first;
+/// `/upgrade/refuse` answers 400 as an API server refusing the upgrade.
+fn upgraded(reader: &mut BufReader<Tls>, req: &Recorded, protocol: &str) {
+    let path = req
+        .target
+        .split_once('?')
+        .map_or(req.target.as_str(), |(p, _)| p);
+    let echo =
+        path.ends_with("/exec") || path.ends_with("/attach") || path.ends_with("/portforward");
+    if path == "/upgrade/refuse" || !(echo || path.starts_with("/upgrade/")) {
+        let _ = reply(
+            reader.get_mut(),
+            400,
+            "application/json",
+            &status_json(400, "BadRequest", "upgrade refused"),
+        );
+        return;
+    }
+    let mut head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {protocol}\r\nConnection: Upgrade\r\n"
+    );
+    if let Some(p) = req.header("Sec-WebSocket-Protocol") {
+        head.push_str(&format!(
+            "Sec-WebSocket-Protocol: {p}\r\nSec-WebSocket-Accept: not-checked-here\r\n"
+        ));
+    }
+    if let Some(p) = req.header("X-Stream-Protocol-Version") {
+        head.push_str(&format!("X-Stream-Protocol-Version: {p}\r\n"));
+    }
+    head.push_str("\r\n");
+    if reader.get_mut().write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    if path == "/upgrade/hello-and-close" {
+        let _ = reader.get_mut().write_all(b"hello");
+        reader.get_mut().conn.send_close_notify();
+        let _ = reader.get_mut().flush();
+        return;
+    }
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match std::io::Read::read(reader, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if reader.get_mut().write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    // The client half-closed: everything is echoed; end our side too.
+    reader.get_mut().conn.send_close_notify();
+    let _ = reader.get_mut().flush();
 }
 
 /// Returned by a route that closed the connection on purpose.
