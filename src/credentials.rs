@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The ready-made header line `Authorization: Bearer ...\r\n`, shared by requests.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Token(Arc<[u8]>);
 
 impl Token {
@@ -125,6 +125,17 @@ impl TokenSource {
             TokenSource::File(file) => Some(file.current()),
         }
     }
+
+    /// A token newer than `sent`, read from the file right now: after a 401, the
+    /// kubelet may have rotated the token within the last second. `None` when
+    /// there is nothing newer (or the token is fixed).
+    pub fn newer_than(&self, sent: &Token) -> Option<Token> {
+        let TokenSource::File(file) = self else {
+            return None;
+        };
+        let fresh = file.reload_now();
+        (fresh != *sent).then_some(fresh)
+    }
 }
 
 impl FileToken {
@@ -136,6 +147,13 @@ impl FileToken {
             state.checked = Instant::now();
             self.reload(&mut state);
         }
+        state.token.clone()
+    }
+
+    fn reload_now(&self) -> Token {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.checked = Instant::now();
+        self.reload(&mut state);
         state.token.clone()
     }
 

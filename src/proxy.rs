@@ -19,6 +19,7 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::credentials::Token;
 use crate::error::ProxyError;
 use crate::filter::{host_without_port, Filter, Refusal};
 use crate::http::body::{self, BodyKind, BodyReader, CopyError, Encoding};
@@ -37,6 +38,9 @@ pub const ALIVE_PATH: &str = "/.kproxy/alive";
 /// Request bodies up to this size are read before they are sent, so that a
 /// request on a stale pooled connection can be sent again on a fresh one.
 const MAX_REPLAYABLE_BODY: u64 = 64 * 1024;
+/// How often a quiet response stream checks that its client is still there:
+/// a client that leaves a watch frees the API server connection within this.
+const CLIENT_CHECK: Duration = Duration::from_millis(500);
 /// Client-side buffers: room for a TLS record's plaintext and then some.
 const CLIENT_BUFFER: usize = 32 * 1024;
 
@@ -187,13 +191,19 @@ impl Proxy {
             Ok(outgoing) => outgoing,
             Err(_) => return Answer::nobody_left(),
         };
+        let token = self.token_for(head);
         if let Some(protocol) = upgrade_protocol(head) {
-            let upstream_head =
-                self.upstream_head(head, target, client.peer, &outgoing, Some(protocol));
+            let upstream_head = self.upstream_head(
+                head,
+                target,
+                client.peer,
+                &outgoing,
+                token.as_ref(),
+                Some(protocol),
+            );
             return self.upgrade(head, &upstream_head, outgoing, client);
         }
-        let upstream_head = self.upstream_head(head, target, client.peer, &outgoing, None);
-        self.forward(head, &upstream_head, outgoing, client)
+        self.forward(head, target, token, outgoing, client)
     }
 
     /// Applies `--api-prefix`, the Host rules and the filter. Returns the target
@@ -240,6 +250,7 @@ impl Proxy {
         target: &str,
         peer: Option<IpAddr>,
         body: &Outgoing,
+        token: Option<&Token>,
         upgrade: Option<&[u8]>,
     ) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
@@ -263,10 +274,8 @@ impl Proxy {
             }
             push_header(&mut out, name.as_bytes(), &h.value);
         }
-        if !head.headers.contains("Authorization") {
-            if let Some(token) = self.upstream.config.token.current() {
-                out.extend_from_slice(token.header_line());
-            }
+        if let Some(token) = token {
+            out.extend_from_slice(token.header_line());
         }
         if let Some(ip) = peer {
             if !forwarded_for.is_empty() {
@@ -298,15 +307,29 @@ impl Proxy {
         out
     }
 
-    /// Sends the request, retrying once on a fresh connection when a pooled one
-    /// turns out to be closed, then streams the response back.
+    /// The token to add: the current one, unless the client brought its own
+    /// credentials (they pass through, as with kubectl).
+    fn token_for(&self, head: &RequestHead) -> Option<Token> {
+        match head.headers.contains("Authorization") {
+            true => None,
+            false => self.upstream.config.token.current(),
+        }
+    }
+
+    /// Sends the request and streams the response back. Retries once on a fresh
+    /// connection when a pooled one turns out to be closed, and once with the new
+    /// token when the API server refuses one that the kubelet has just rotated.
     fn forward(
         &self,
         head: &RequestHead,
-        upstream_head: &[u8],
+        target: &str,
+        mut token: Option<Token>,
         mut outgoing: Outgoing,
         client: &mut Client,
     ) -> Answer {
+        let mut upstream_head =
+            self.upstream_head(head, target, client.peer, &outgoing, token.as_ref(), None);
+        let mut token_retried = false;
         // After a streamed body the client connection's framing is only known good if
         // the whole body was read, which an upstream failure may have prevented.
         let after_error = if outgoing.replayable() && head.keep_alive() {
@@ -322,11 +345,30 @@ impl Proxy {
             };
             match self.attempt(
                 &mut conn,
-                upstream_head,
+                &upstream_head,
                 &mut outgoing,
                 &mut client.reader,
                 false,
             ) {
+                Ok(response) if response.code == 401 && !token_retried && outgoing.replayable() => {
+                    let fresh = token
+                        .as_ref()
+                        .and_then(|sent| self.upstream.config.token.newer_than(sent));
+                    let Some(fresh) = fresh else {
+                        return self.respond(head, conn, response, client);
+                    };
+                    crate::log!(2, "401 after a token rotation: retrying with the new token");
+                    token_retried = true;
+                    upstream_head = self.upstream_head(
+                        head,
+                        target,
+                        client.peer,
+                        &outgoing,
+                        Some(&fresh),
+                        None,
+                    );
+                    token = Some(fresh);
+                }
                 Ok(response) => return self.respond(head, conn, response, client),
                 Err(Attempt::Stale(e)) if conn.reused && !retried && outgoing.replayable() => {
                     crate::log!(
@@ -455,7 +497,8 @@ impl Proxy {
                 };
                 let mut body = BodyReader::new(client_reader, *kind);
                 let mut out = BufWriter::with_capacity(CLIENT_BUFFER, conn.writer());
-                return match body::copy(&mut body, &mut out, encoding) {
+                // No read timeout on the client side: `still_wanted` is never asked.
+                return match body::copy(&mut body, &mut out, encoding, &mut || true) {
                     Ok(_) => {
                         drop(out);
                         read_response_head(conn, upgrade)
@@ -504,9 +547,17 @@ impl Proxy {
                 next: Next::Close,
             };
         }
+        // While the API server is quiet (a watch between events), look at the
+        // client now and then: if it has gone, stop and free the connection.
+        let _ = conn.tcp().set_read_timeout(Some(CLIENT_CHECK));
         let mut body = BodyReader::new(&mut conn.reader, kind);
-        match body::copy(&mut body, &mut client.writer, encoding) {
+        let client_side = client.reader.get_ref();
+        let copied = body::copy(&mut body, &mut client.writer, encoding, &mut || {
+            !client_side.is_gone()
+        });
+        match copied {
             Ok(bytes) => {
+                let _ = conn.tcp().set_read_timeout(None);
                 if kind != BodyKind::UntilClose && response.reusable() {
                     self.upstream.put(conn);
                 }

@@ -140,3 +140,46 @@ fn a_256_mib_download_and_a_128_mib_upload_pass_in_constant_memory() {
         "peak RSS grew from {before} KiB to {after} KiB"
     );
 }
+
+#[test]
+fn a_client_leaving_a_quiet_watch_frees_the_upstream_connection() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &[]);
+    let mut conn = TcpStream::connect(&proxy.addr).unwrap();
+    conn.set_read_timeout(Some(PATIENCE)).unwrap();
+    conn.write_all(b"GET /api/v1/namespaces/default/pods?watch=1&events=2&interval_ms=600000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    while line != "\r\n" {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    assert!(next_chunk(&mut reader).unwrap().contains("watched-0"));
+    assert_eq!(fake.open_connections(), 1);
+    // The watch is now quiet for ten minutes; the client leaves.
+    drop(reader);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while fake.open_connections() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream connection was kept open"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // And the proxy is fine.
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+}
+
+#[test]
+fn a_quiet_stream_is_never_cut_by_a_timeout() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &[]);
+    // Pauses of 2.5 s, longer than any internal check interval.
+    let (code, out, err) = curl(&[
+        "-N",
+        &proxy.url("/api/v1/namespaces/default/pods?watch=1&events=3&interval_ms=2500"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+}

@@ -26,6 +26,11 @@ const MAX_TRAILERS: usize = 16 * 1024;
 pub struct BodyReader<'a, R> {
     inner: &'a mut R,
     state: State,
+    /// A framing line read in part. Kept across calls, so that a read that times
+    /// out in the middle of a line (the caller may then try again) loses nothing.
+    line: Vec<u8>,
+    /// Bytes of trailer fields seen, to bound them.
+    trailer_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -55,7 +60,12 @@ impl<'a, R: BufRead> BodyReader<'a, R> {
             BodyKind::Chunked => State::ChunkSize,
             BodyKind::UntilClose => State::UntilClose,
         };
-        BodyReader { inner, state }
+        BodyReader {
+            inner,
+            state,
+            line: Vec::new(),
+            trailer_bytes: 0,
+        }
     }
 
     /// The next piece of body data, or an empty slice at the end of the body.
@@ -82,21 +92,29 @@ impl<'a, R: BufRead> BodyReader<'a, R> {
                     return Ok(available);
                 }
                 State::ChunkSize => {
-                    let line = read_line(self.inner, MAX_LINE)?;
-                    self.state = match parse_chunk_size(&line)? {
-                        0 => State::Trailers,
-                        n => State::ChunkData(n),
+                    let size = parse_chunk_size(self.read_line(MAX_LINE)?)?;
+                    self.state = if size == 0 {
+                        State::Trailers
+                    } else {
+                        State::ChunkData(size)
                     };
                 }
                 State::ChunkEnd => {
-                    if !read_line(self.inner, 2)?.is_empty() {
+                    if !self.read_line(0)?.is_empty() {
                         return Err(invalid("chunk data longer than its size"));
                     }
                     self.state = State::ChunkSize;
                 }
                 State::Trailers => {
-                    skip_trailers(self.inner)?;
-                    self.state = State::Done;
+                    // Trailer fields are read and dropped: nothing we forward needs them.
+                    let len = self.read_line(MAX_LINE)?.len();
+                    if len == 0 {
+                        self.state = State::Done;
+                    }
+                    self.trailer_bytes += len;
+                    if self.trailer_bytes > MAX_TRAILERS {
+                        return Err(invalid("trailers too large"));
+                    }
                 }
             }
         }
@@ -112,6 +130,36 @@ impl<'a, R: BufRead> BodyReader<'a, R> {
             State::ChunkData(n) => State::ChunkData(n - len),
             other => other,
         };
+    }
+
+    /// Reads a line ending in CRLF (a bare LF is refused, RFC 9112 §2.2) and
+    /// returns it without the CRLF. The next call starts a new line.
+    fn read_line(&mut self, max: usize) -> io::Result<&[u8]> {
+        if self.line.last() == Some(&b'\n') {
+            self.line.clear();
+        }
+        loop {
+            let available = self.inner.fill_buf()?;
+            if available.is_empty() {
+                return Err(cut_short());
+            }
+            let (part, found) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (&available[..=i], true),
+                None => (available, false),
+            };
+            self.line.extend_from_slice(part);
+            let used = part.len();
+            self.inner.consume(used);
+            if self.line.len() > max + 2 {
+                return Err(invalid("chunk line too long"));
+            }
+            if found {
+                return match self.line.strip_suffix(b"\r\n") {
+                    Some(line) => Ok(line),
+                    None => Err(invalid("bare LF in chunked framing")),
+                };
+            }
+        }
     }
 
     /// Whether the whole body, framing included, has been read.
@@ -133,35 +181,6 @@ impl<'a, R: BufRead> BodyReader<'a, R> {
     }
 }
 
-/// Reads a line ending in CRLF (a bare LF is refused, RFC 9112 §2.2) and returns
-/// it without the CRLF.
-fn read_line<R: BufRead>(reader: &mut R, max: usize) -> io::Result<Vec<u8>> {
-    let mut line = Vec::new();
-    loop {
-        let available = reader.fill_buf()?;
-        if available.is_empty() {
-            return Err(cut_short());
-        }
-        let (part, found) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        line.extend_from_slice(part);
-        let used = part.len();
-        reader.consume(used);
-        if line.len() > max + 2 {
-            return Err(invalid("chunk line too long"));
-        }
-        if found {
-            line.pop();
-            return match line.pop() {
-                Some(b'\r') => Ok(line),
-                _ => Err(invalid("bare LF in chunked framing")),
-            };
-        }
-    }
-}
-
 /// `chunk-size [ chunk-ext ]` (RFC 9112 §7.1): hex digits, then optionally
 /// `;name[=value]` extensions, which are checked for shape and ignored.
 fn parse_chunk_size(line: &[u8]) -> io::Result<u64> {
@@ -177,20 +196,6 @@ fn parse_chunk_size(line: &[u8]) -> io::Result<u64> {
     }
     let size = std::str::from_utf8(size).map_err(|_| invalid("bad chunk size"))?;
     u64::from_str_radix(size, 16).map_err(|_| invalid("bad chunk size"))
-}
-
-fn skip_trailers<R: BufRead>(reader: &mut R) -> io::Result<()> {
-    let mut total = 0;
-    loop {
-        let line = read_line(reader, MAX_LINE)?;
-        if line.is_empty() {
-            return Ok(());
-        }
-        total += line.len();
-        if total > MAX_TRAILERS {
-            return Err(invalid("trailers too large"));
-        }
-    }
 }
 
 /// The framing a body is written in.
@@ -211,14 +216,25 @@ pub enum CopyError {
 
 /// Streams a whole body from `body` to `out`, flushing after each piece so that
 /// nothing waits in a buffer while the source is quiet. Returns the body bytes sent.
+///
+/// If the source has a read timeout, each timeout asks `still_wanted` whether to
+/// go on waiting: that is how a client that left a quiet watch is noticed.
 pub fn copy<R: BufRead, W: Write>(
     body: &mut BodyReader<'_, R>,
     out: &mut W,
     encoding: Encoding,
+    still_wanted: &mut dyn FnMut() -> bool,
 ) -> Result<u64, CopyError> {
     let mut total = 0;
     loop {
-        let data = body.fill().map_err(CopyError::Read)?;
+        let data = match body.fill() {
+            Ok(data) => data,
+            Err(e) if is_timeout(&e) && still_wanted() => continue,
+            Err(e) if is_timeout(&e) => {
+                return Err(CopyError::Write(io::ErrorKind::BrokenPipe.into()))
+            }
+            Err(e) => return Err(CopyError::Read(e)),
+        };
         if data.is_empty() {
             break;
         }
@@ -229,6 +245,13 @@ pub fn copy<R: BufRead, W: Write>(
     }
     finish(out, encoding).map_err(CopyError::Write)?;
     Ok(total)
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Writes one piece of body data in `encoding` and flushes it.
@@ -282,6 +305,7 @@ mod tests {
             &mut BodyReader::new(&mut reader, BodyKind::Chunked),
             &mut out,
             Encoding::Chunked,
+            &mut || true,
         )
         .unwrap();
         assert_eq!(out, b"3\r\nabc\r\n0\r\n\r\n");

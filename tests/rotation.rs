@@ -1,0 +1,119 @@
+//! Credentials that change under a running proxy, as they do in a Pod that lives
+//! for months: the kubelet rotates the projected token (a `..data` symlink swap)
+//! about every 48 minutes, and `ca.crt` during a CA rotation.
+
+#![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+mod support;
+
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use support::fake_apiserver::{kubelet_write, temp_dir};
+use support::*;
+
+/// Sends `GET /api` every 10 ms on a keep-alive connection until `stop`;
+/// returns every status seen.
+fn steady_client(addr: String, stop: Arc<AtomicBool>) -> thread::JoinHandle<Vec<u16>> {
+    thread::spawn(move || {
+        let conn = TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut writer = conn.try_clone().unwrap();
+        let mut reader = BufReader::new(conn);
+        let mut statuses = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            writer
+                .write_all(b"GET /api HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            statuses.push(read_response(&mut reader).0);
+            thread::sleep(Duration::from_millis(10));
+        }
+        statuses
+    })
+}
+
+/// Rotates the token in `dir` three times while a client keeps asking; the old
+/// token is retired by the API server 300 ms after each swap, well before kproxy's
+/// once-a-second look at the file, so the 401-then-retry path is what saves it.
+fn rotate_under_load(fake: &FakeApiServer, proxy: &Kproxy, dir: &std::path::Path) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = steady_client(proxy.addr.clone(), stop.clone());
+    let mut old = TOKEN.to_string();
+    for round in 1..=3 {
+        thread::sleep(Duration::from_millis(700));
+        let new = format!("rotated-token-{round}");
+        fake.accept_token(&new);
+        kubelet_write(dir, "token", &format!("{new}\n"));
+        thread::sleep(Duration::from_millis(300));
+        fake.retire_token(&old);
+        old = new;
+    }
+    thread::sleep(Duration::from_millis(1200));
+    stop.store(true, Ordering::SeqCst);
+    let statuses = client.join().unwrap();
+    let refused = statuses.iter().filter(|&&s| s != 200).count();
+    assert!(
+        statuses.len() > 100,
+        "only {} requests were sent",
+        statuses.len()
+    );
+    assert_eq!(
+        refused,
+        0,
+        "{refused} of {} requests were not 200: {statuses:?}",
+        statuses.len()
+    );
+    assert_eq!(
+        fake.last_request().header("Authorization"),
+        Some("Bearer rotated-token-3")
+    );
+}
+
+#[test]
+fn in_cluster_token_rotation_never_shows_the_client_a_401() {
+    let fake = FakeApiServer::start();
+    kubelet_write(&fake.sa_dir, "token", TOKEN);
+    let proxy = Kproxy::in_cluster(&fake, &["-v", "2"]);
+    rotate_under_load(&fake, &proxy, &fake.sa_dir);
+    assert!(
+        proxy.stderr().contains("retrying with the new token"),
+        "{}",
+        proxy.stderr()
+    );
+}
+
+#[test]
+fn token_file_rotation_never_shows_the_client_a_401() {
+    let fake = FakeApiServer::start();
+    let dir = temp_dir("tokenfile");
+    kubelet_write(&dir, "token", TOKEN);
+    let token_file = dir.join("token");
+    let proxy = Kproxy::in_cluster(&fake, &["--token-file", token_file.to_str().unwrap()]);
+    rotate_under_load(&fake, &proxy, &dir);
+}
+
+#[test]
+fn a_fixed_token_is_never_reread_and_a_401_passes_through() {
+    let fake = FakeApiServer::start();
+    let ca = fake.ca_path();
+    let proxy = Kproxy::start(
+        &[
+            "--server",
+            &fake.url(),
+            "--certificate-authority",
+            ca.to_str().unwrap(),
+            "--token",
+            TOKEN,
+            "-p",
+            "0",
+        ],
+        &[],
+    );
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+    fake.retire_token(TOKEN);
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 401);
+}
