@@ -136,6 +136,7 @@ fn split(upstream: Transport) -> io::Result<Upstream> {
                     shared: shared.clone(),
                     sock: sock.try_clone()?,
                     buf: vec![0; PIPE_BUFFER],
+                    pending: 0..0,
                 }),
                 writer: Box::new(TlsWriter { shared }),
                 socket: sock,
@@ -218,6 +219,8 @@ struct TlsReader {
     /// A clone of the socket for reading, so no lock is held while waiting.
     sock: TcpStream,
     buf: Vec<u8>,
+    /// The part of `buf` read from the socket but not yet given to rustls.
+    pending: std::ops::Range<usize>,
 }
 
 impl Read for TlsReader {
@@ -229,18 +232,22 @@ impl Read for TlsReader {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-            let n = self.sock.read(&mut self.buf)?;
-            if n == 0 {
-                // TCP end without close_notify: for a tunnel, an end all the same.
-                return Ok(0);
+            if self.pending.is_empty() {
+                let n = self.sock.read(&mut self.buf)?;
+                if n == 0 {
+                    // TCP end without close_notify: for a tunnel, an end all the same.
+                    return Ok(0);
+                }
+                self.pending = 0..n;
             }
+            // One helping of records at a time, and the plaintext handed out before
+            // the next: rustls refuses input while its plaintext buffer is full.
             let wants_write = {
                 let mut conn = self.shared.conn();
-                let mut received = &self.buf[..n];
-                while !received.is_empty() {
-                    conn.read_tls(&mut received)?;
-                    conn.process_new_packets().map_err(io::Error::other)?;
-                }
+                let mut received = &self.buf[self.pending.clone()];
+                let taken = conn.read_tls(&mut received)?;
+                self.pending.start += taken;
+                conn.process_new_packets().map_err(io::Error::other)?;
                 conn.wants_write()
             };
             if wants_write {

@@ -84,7 +84,7 @@ fn wait_for_no_open_connections(fake: &FakeApiServer) {
 #[test]
 fn websocket_port_forward_pipes_10_mib_each_way() {
     let fake = FakeApiServer::start();
-    let proxy = Kproxy::in_cluster(&fake, &[]);
+    let proxy = Kproxy::in_cluster(&fake, &["-v", "2"]);
     let (reader, head) = open(
         &proxy,
         PORTFORWARD,
@@ -118,7 +118,10 @@ fn websocket_port_forward_pipes_10_mib_each_way() {
     );
     assert_eq!(seen.header("X-Forwarded-For"), Some("127.0.0.1"));
 
-    echo_round_trip(reader, pattern(10 * 1024 * 1024, 7));
+    let result =
+        std::panic::catch_unwind(move || echo_round_trip(reader, pattern(10 * 1024 * 1024, 7)));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(result.is_ok(), "kproxy said: {}", proxy.stderr());
     wait_for_no_open_connections(&fake);
 }
 
