@@ -7,7 +7,6 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{self, Args};
@@ -38,7 +37,7 @@ pub enum Listen {
 pub struct UpstreamConfig {
     pub server: ServerUrl,
     /// `None` for a plain `http://` server.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub tls: Option<tls::TlsSource>,
     pub server_name: rustls_pki_types::ServerName<'static>,
     pub token: TokenSource,
 }
@@ -283,7 +282,7 @@ fn tls_config(
     args: &Args,
     ca: Option<&Path>,
     warnings: &mut Vec<String>,
-) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+) -> Result<tls::TlsSource, ConfigError> {
     if args.insecure_skip_tls_verify {
         if args.certificate_authority.is_some() {
             // kubectl refuses this combination too.
@@ -297,7 +296,7 @@ fn tls_config(
              anyone on the network path can read the token"
                 .into(),
         );
-        return Ok(tls::insecure_client_config());
+        return Ok(tls::TlsSource::Fixed(tls::insecure_client_config()));
     }
     let ca = match ca {
         Some(ca) => ca.to_path_buf(),
@@ -307,7 +306,7 @@ fn tls_config(
             )
         })?,
     };
-    Ok(tls::client_config(&tls::load_ca(&ca)?))
+    Ok(tls::TlsSource::file(&ca)?)
 }
 
 fn filter(

@@ -6,7 +6,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, CryptoProvider};
@@ -43,10 +44,9 @@ impl fmt::Display for CaError {
 
 /// Reads a PEM bundle: one or more CA certificates (during a CA rotation the
 /// kubelet's `ca.crt` holds the old and the new one).
-pub fn load_ca(path: &Path) -> Result<RootCertStore, CaError> {
-    let pem = std::fs::read(path).map_err(|e| CaError::Unreadable(path.to_path_buf(), e))?;
+fn parse_ca(path: &Path, pem: &[u8]) -> Result<RootCertStore, CaError> {
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
+    for cert in CertificateDer::pem_slice_iter(pem) {
         let cert = cert.map_err(|_| CaError::NotPem(path.to_path_buf()))?;
         roots
             .add(cert)
@@ -168,5 +168,101 @@ impl ServerCertVerifier for NoCertificateCheck {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// How often a CA file is looked at again. client-go 1.36 re-reads every 5 min;
+/// a CA rotation adds the new CA to the bundle well before it is used, so a few
+/// seconds is ample and costs one small read.
+const CA_RELOAD_INTERVAL: Duration = Duration::from_secs(3);
+
+/// The TLS settings for new connections to the API server, with the CA bundle
+/// re-read when its file changes (the kubelet updates `ca.crt` during a CA
+/// rotation, the old and new CA side by side for a while).
+pub enum TlsSource {
+    /// `--insecure-skip-tls-verify`: nothing to reload.
+    Fixed(Arc<ClientConfig>),
+    File(CaFile),
+}
+
+pub struct CaFile {
+    path: PathBuf,
+    state: Mutex<CaState>,
+}
+
+struct CaState {
+    config: Arc<ClientConfig>,
+    /// Bumped on each change: connections made under an older bundle are not reused.
+    generation: u64,
+    pem: Vec<u8>,
+    checked: Instant,
+    failing: bool,
+}
+
+impl TlsSource {
+    pub fn file(path: &Path) -> Result<TlsSource, CaError> {
+        let pem = std::fs::read(path).map_err(|e| CaError::Unreadable(path.to_path_buf(), e))?;
+        let config = client_config(&parse_ca(path, &pem)?);
+        let state = CaState {
+            config,
+            generation: 0,
+            pem,
+            checked: Instant::now(),
+            failing: false,
+        };
+        Ok(TlsSource::File(CaFile {
+            path: path.to_path_buf(),
+            state: Mutex::new(state),
+        }))
+    }
+
+    /// The settings for a new connection, and the generation they belong to.
+    pub fn current(&self) -> (Arc<ClientConfig>, u64) {
+        match self {
+            TlsSource::Fixed(config) => (config.clone(), 0),
+            TlsSource::File(file) => file.current(),
+        }
+    }
+}
+
+impl CaFile {
+    fn current(&self) -> (Arc<ClientConfig>, u64) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.checked.elapsed() >= CA_RELOAD_INTERVAL {
+            state.checked = Instant::now();
+            self.reload(&mut state);
+        }
+        (state.config.clone(), state.generation)
+    }
+
+    fn reload(&self, state: &mut CaState) {
+        let loaded = std::fs::read(&self.path)
+            .map_err(|e| CaError::Unreadable(self.path.clone(), e))
+            .and_then(|pem| {
+                if pem == state.pem {
+                    return Ok(None);
+                }
+                parse_ca(&self.path, &pem).map(|roots| Some((pem, roots)))
+            });
+        match loaded {
+            Ok(None) => state.failing = false,
+            Ok(Some((pem, roots))) => {
+                crate::log!(
+                    2,
+                    "certificate authority {} changed: new connections use it",
+                    self.path.display()
+                );
+                state.config = client_config(&roots);
+                state.pem = pem;
+                state.failing = false;
+                state.generation += 1;
+            }
+            Err(e) => {
+                if !state.failing {
+                    crate::log!(0, "{e}; keeping the last good one");
+                }
+                state.failing = true;
+            }
+        }
     }
 }

@@ -69,6 +69,8 @@ pub struct Connection {
     /// Whether it served a request before: a reused connection may have been
     /// closed by the server meanwhile, which makes a failed request safe to retry.
     pub reused: bool,
+    /// The CA bundle generation it was verified under (see `TlsSource`).
+    generation: u64,
 }
 
 impl Connection {
@@ -139,13 +141,21 @@ impl Upstream {
     }
 
     fn take_idle(&self) -> Option<Connection> {
+        let generation = self.generation();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((conn, since)) = idle.pop() {
-            if since.elapsed() < IDLE_TIMEOUT {
+            if since.elapsed() < IDLE_TIMEOUT && conn.generation == generation {
                 return Some(conn);
             }
         }
         None
+    }
+
+    /// The CA generation new connections are made under, looking at the CA file
+    /// if it is due: requests that only ever use pooled connections must still
+    /// notice a rotation.
+    fn generation(&self) -> u64 {
+        self.config.tls.as_ref().map_or(0, |tls| tls.current().1)
     }
 
     /// Returns a connection after a complete exchange, for the next request.
@@ -154,9 +164,15 @@ impl Upstream {
         if !conn.reader.buffer().is_empty() {
             return;
         }
+        // Verified under a CA bundle that has since changed: close it now rather
+        // than trust it for the next request.
+        let generation = self.generation();
+        if conn.generation != generation {
+            return;
+        }
         conn.reused = true;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+        idle.retain(|(c, since)| since.elapsed() < IDLE_TIMEOUT && c.generation == generation);
         if idle.len() < MAX_IDLE {
             idle.push((conn, Instant::now()));
         }
@@ -165,13 +181,20 @@ impl Upstream {
     /// Dials a new connection and, for https, completes the TLS handshake.
     pub fn connect(&self) -> Result<Connection, ConnectError> {
         let tcp = self.dial()?;
-        let transport = match &self.config.tls {
-            None => Transport::Plain(tcp),
-            Some(tls) => Transport::Tls(Box::new(self.handshake(tls.clone(), tcp)?)),
+        let (transport, generation) = match &self.config.tls {
+            None => (Transport::Plain(tcp), 0),
+            Some(tls) => {
+                let (config, generation) = tls.current();
+                (
+                    Transport::Tls(Box::new(self.handshake(config, tcp)?)),
+                    generation,
+                )
+            }
         };
         Ok(Connection {
             reader: BufReader::with_capacity(READ_BUFFER, transport),
             reused: false,
+            generation,
         })
     }
 

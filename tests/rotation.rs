@@ -149,3 +149,77 @@ fn a_fixed_token_is_never_reread_and_a_401_passes_through() {
     fake.retire_token(TOKEN);
     assert_eq!(curl_status(&proxy.url("/api"), &[]), 401);
 }
+
+/// Waits until kproxy's stderr holds `needle` `count` times.
+fn wait_for_log(proxy: &Kproxy, needle: &str, count: usize) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while proxy.stderr().matches(needle).count() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kproxy never logged {needle:?}: {}",
+            proxy.stderr()
+        );
+        // Requests are what make kproxy look at the CA file.
+        assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_ca_rotation_with_an_overlap_is_followed_without_a_failed_request() {
+    let fake = FakeApiServer::start();
+    let old_ca = std::fs::read_to_string(fake.ca_path()).unwrap();
+    kubelet_write(&fake.sa_dir, "ca.crt", &old_ca);
+    let proxy = Kproxy::in_cluster(&fake, &["-v", "2"]);
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+    assert_eq!(fake.handshakes(), 1);
+
+    // 1. The kubelet adds the new CA beside the old one.
+    let new_ca = fake.mint_ca();
+    kubelet_write(&fake.sa_dir, "ca.crt", &format!("{old_ca}{}", new_ca.pem));
+    wait_for_log(&proxy, "changed: new connections use it", 1);
+    // The pooled connection verified under the old bundle was closed, not reused:
+    // exactly one new one since.
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+    assert_eq!(
+        fake.handshakes(),
+        2,
+        "a connection from before the change was reused"
+    );
+
+    // 2. The API server switches to a certificate from the new CA.
+    fake.use_ca(&new_ca);
+    kubelet_write(&fake.sa_dir, "ca.crt", &new_ca.pem);
+    wait_for_log(&proxy, "changed: new connections use it", 2);
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+
+    // 3. A CA file that does not parse keeps the last good bundle, logged once.
+    kubelet_write(&fake.sa_dir, "ca.crt", "not a certificate");
+    wait_for_log(&proxy, "keeping the last good one", 1);
+    thread::sleep(Duration::from_millis(3500));
+    for _ in 0..3 {
+        assert_eq!(
+            curl_status(&proxy.url("/api"), &["-H", "Connection: close"]),
+            200
+        );
+    }
+    assert_eq!(
+        proxy.stderr().matches("keeping the last good one").count(),
+        1,
+        "{}",
+        proxy.stderr()
+    );
+}
+
+#[test]
+fn without_the_new_ca_a_switched_server_is_refused() {
+    // The counter-test: if kproxy did not re-read ca.crt, step 2 above would fail like this.
+    let fake = FakeApiServer::start();
+    fake.use_ca(&fake.mint_ca());
+    let proxy = Kproxy::in_cluster(&fake, &[]);
+    let (_, body, _) = curl(&[&proxy.url("/api")]);
+    assert!(
+        body.contains(r#""code":502"#) && body.contains("certificate"),
+        "{body}"
+    );
+}

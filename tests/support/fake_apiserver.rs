@@ -109,6 +109,35 @@ pub struct FakeApiServer {
     pub stats: Arc<Stats>,
     tokens: Arc<Mutex<Vec<String>>>,
     listener: TcpListener,
+    /// What new connections are served with; swapped by `use_ca`.
+    tls: Arc<Mutex<Arc<rustls::ServerConfig>>>,
+    options: Options,
+}
+
+/// A CA and a server certificate it signed, ready to be served (see `use_ca`).
+pub struct MintedCa {
+    pub pem: String,
+    config: Arc<rustls::ServerConfig>,
+}
+
+fn server_config(options: &Options) -> MintedCa {
+    let (pem, chain, key) = mint(options);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        rustls::DEFAULT_VERSIONS
+    };
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    MintedCa {
+        pem,
+        config: Arc::new(config),
+    }
 }
 
 /// Mints a CA and a server certificate it signs. Returns (CA PEM, chain, key).
@@ -162,19 +191,10 @@ impl FakeApiServer {
     }
 
     pub fn start_with(options: Options) -> FakeApiServer {
-        let (ca_pem, chain, key) = mint(&options);
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
-            &[&rustls::version::TLS12]
-        } else {
-            rustls::DEFAULT_VERSIONS
-        };
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(versions)
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("server config");
+        let MintedCa {
+            pem: ca_pem,
+            config,
+        } = server_config(&options);
         let listener = TcpListener::bind(options.bind).expect("bind");
         let port = listener.local_addr().expect("addr").port();
 
@@ -185,18 +205,21 @@ impl FakeApiServer {
 
         let stats = Arc::new(Stats::default());
         let tokens = Arc::new(Mutex::new(vec![TOKEN.to_string()]));
+        let tls = Arc::new(Mutex::new(config));
         let server = FakeApiServer {
             port,
             sa_dir,
             stats: stats.clone(),
             tokens: tokens.clone(),
             listener: listener.try_clone().expect("clone"),
+            tls: tls.clone(),
+            options,
         };
-        let config = Arc::new(config);
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (config, stats, tokens) = (config.clone(), stats.clone(), tokens.clone());
+                let config = tls.lock().unwrap().clone();
+                let (stats, tokens) = (stats.clone(), tokens.clone());
                 thread::spawn(move || serve_connection(stream, config, &stats, &tokens));
             }
         });
@@ -213,6 +236,17 @@ impl FakeApiServer {
 
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Mints a new CA and server certificate, not served yet: a CA rotation
+    /// distributes the new CA first.
+    pub fn mint_ca(&self) -> MintedCa {
+        server_config(&self.options)
+    }
+
+    /// New connections are served with `ca`'s certificate from now on.
+    pub fn use_ca(&self, ca: &MintedCa) {
+        *self.tls.lock().unwrap() = ca.config.clone();
     }
 
     /// Adds a token the server accepts.
