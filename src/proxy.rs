@@ -38,11 +38,11 @@ pub const ALIVE_PATH: &str = "/.kproxy/alive";
 /// Request bodies up to this size are read before they are sent, so that a
 /// request on a stale pooled connection can be sent again on a fresh one.
 const MAX_REPLAYABLE_BODY: u64 = 64 * 1024;
-/// How often a quiet response stream checks that its client is still there:
-/// a client that leaves a watch frees the API server connection within this.
-const CLIENT_CHECK: Duration = Duration::from_millis(500);
-/// Client-side buffers: room for a TLS record's plaintext and then some.
-const CLIENT_BUFFER: usize = 32 * 1024;
+/// Client-side buffers. A request head is read into its own growing buffer and
+/// bodies pass through in pieces, so these need only hold a typical head or
+/// answer; small buffers keep memory low with hundreds of clients (each costs
+/// two). Larger pieces bypass the write buffer.
+const CLIENT_BUFFER: usize = 8 * 1024;
 
 /// What is shared by all connections: where to send requests and what to let through.
 pub struct Proxy {
@@ -471,12 +471,12 @@ impl Proxy {
     }
 
     /// Writes the request and reads the response head.
-    fn attempt<R: io::BufRead>(
+    fn attempt(
         &self,
         conn: &mut Connection,
         upstream_head: &[u8],
         outgoing: &mut Outgoing,
-        client_reader: &mut R,
+        client_reader: &mut BufReader<Stream>,
         upgrade: bool,
     ) -> Result<ResponseHead, Attempt> {
         let writer = conn.writer();
@@ -501,7 +501,7 @@ impl Proxy {
                 return match body::copy(&mut body, &mut out, encoding, &mut || true) {
                     Ok(_) => {
                         drop(out);
-                        read_response_head(conn, upgrade)
+                        read_response_head(conn, client_reader.get_ref(), upgrade)
                     }
                     Err(CopyError::Read(_)) => Err(Attempt::ClientGone),
                     Err(CopyError::Write(e)) => Err(Attempt::Failed(ProxyError::Upstream(e))),
@@ -509,7 +509,7 @@ impl Proxy {
             }
         };
         sent.map_err(Attempt::Stale)?;
-        read_response_head(conn, upgrade)
+        read_response_head(conn, client_reader.get_ref(), upgrade)
     }
 
     /// Streams the response to the client, then returns the connection to the
@@ -547,9 +547,8 @@ impl Proxy {
                 next: Next::Close,
             };
         }
-        // While the API server is quiet (a watch between events), look at the
-        // client now and then: if it has gone, stop and free the connection.
-        let _ = conn.tcp().set_read_timeout(Some(CLIENT_CHECK));
+        // While the API server is quiet (a watch between events), reads wake now
+        // and then to look at the client: if it has gone, stop and free the connection.
         let mut body = BodyReader::new(&mut conn.reader, kind);
         let client_side = client.reader.get_ref();
         let copied = body::copy(&mut body, &mut client.writer, encoding, &mut || {
@@ -557,7 +556,6 @@ impl Proxy {
         });
         match copied {
             Ok(bytes) => {
-                let _ = conn.tcp().set_read_timeout(None);
                 if kind != BodyKind::UntilClose && response.reusable() {
                     self.upstream.put(conn);
                 }
@@ -590,10 +588,22 @@ impl Proxy {
 
 /// Reads the API server's response head, skipping interim 1xx responses.
 /// A 101 is an answer only to a request that asked for an upgrade.
-fn read_response_head(conn: &mut Connection, upgrade: bool) -> Result<ResponseHead, Attempt> {
+///
+/// While the API server thinks (reads wake every [`crate::upstream::READ_WAKE`]), a
+/// client that has gone ends the wait.
+fn read_response_head(
+    conn: &mut Connection,
+    client: &Stream,
+    upgrade: bool,
+) -> Result<ResponseHead, Attempt> {
     let mut buf = Vec::new();
     loop {
         match ResponseHead::read(&mut conn.reader, &mut buf) {
+            Err(HeadError::Io(e)) if body::is_timeout(&e) => {
+                if client.is_gone() {
+                    return Err(Attempt::ClientGone);
+                }
+            }
             Ok(Some(head)) if head.code == 101 && upgrade => return Ok(head),
             Ok(Some(head)) if head.code == 101 => {
                 return Err(Attempt::Failed(ProxyError::BadResponse(
@@ -602,7 +612,7 @@ fn read_response_head(conn: &mut Connection, upgrade: bool) -> Result<ResponseHe
                     ),
                 )))
             }
-            Ok(Some(head)) if (100..200).contains(&head.code) => continue,
+            Ok(Some(head)) if (100..200).contains(&head.code) => buf.clear(),
             Ok(Some(head)) => return Ok(head),
             Ok(None) => return Err(Attempt::Stale(io::ErrorKind::UnexpectedEof.into())),
             Err(HeadError::Io(e)) if buf.is_empty() => return Err(Attempt::Stale(e)),

@@ -119,6 +119,11 @@ impl HalfClose for TcpStream {
 }
 
 fn split(upstream: Transport) -> io::Result<Upstream> {
+    // A tunnel may be quiet for hours: no read timeout (it is shared by the clones).
+    match &upstream {
+        Transport::Plain(tcp) => tcp.set_read_timeout(None)?,
+        Transport::Tls(stream) => stream.sock.set_read_timeout(None)?,
+    }
     match upstream {
         Transport::Plain(tcp) => Ok(Upstream {
             reader: Box::new(tcp.try_clone()?),

@@ -247,7 +247,8 @@ pub fn copy<R: BufRead, W: Write>(
     Ok(total)
 }
 
-fn is_timeout(e: &io::Error) -> bool {
+/// A read that ended because the socket's read timeout passed.
+pub fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut

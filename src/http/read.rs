@@ -8,6 +8,10 @@ use super::HeadError;
 /// consumes exactly the head's bytes: what follows (a body, the next request)
 /// stays in the reader. Returns `Ok(None)` on a clean end of stream before any byte.
 ///
+/// `buf` holds what was read of this head so far: empty for a new head. After an
+/// error such as a read timeout, calling again with the same `buf` goes on where
+/// the last call stopped.
+///
 /// `parse` returns the parsed value and the head's length once complete.
 pub(crate) fn read_head<R: BufRead, T>(
     reader: &mut R,
@@ -15,7 +19,6 @@ pub(crate) fn read_head<R: BufRead, T>(
     max_len: usize,
     mut parse: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, HeadError>,
 ) -> Result<Option<T>, HeadError> {
-    buf.clear();
     loop {
         let available = reader.fill_buf()?;
         if available.is_empty() {

@@ -29,6 +29,7 @@ impl RequestHead {
         reader: &mut R,
         buf: &mut Vec<u8>,
     ) -> Result<Option<RequestHead>, HeadError> {
+        buf.clear();
         read_head(reader, buf, MAX_HEAD, parse)
     }
 

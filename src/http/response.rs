@@ -19,6 +19,8 @@ pub struct ResponseHead {
 }
 
 impl ResponseHead {
+    /// Reads a response head into `buf`, which must be empty for a new head; after
+    /// a read timeout, call again with the same `buf` to go on.
     pub fn read<R: BufRead>(
         reader: &mut R,
         buf: &mut Vec<u8>,
