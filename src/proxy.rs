@@ -43,6 +43,9 @@ const MAX_REPLAYABLE_BODY: u64 = 64 * 1024;
 /// answer; small buffers keep memory low with hundreds of clients (each costs
 /// two). Larger pieces bypass the write buffer.
 const CLIENT_BUFFER: usize = 8 * 1024;
+/// Room for one piece read from the API server plus its chunk framing, so that a
+/// chunk goes out in one write rather than three (size line, data, CRLF).
+const CLIENT_WRITE_BUFFER: usize = crate::upstream::READ_BUFFER + 32;
 
 /// What is shared by all connections: where to send requests and what to let through.
 pub struct Proxy {
@@ -82,7 +85,7 @@ impl Client {
     pub fn new(read_half: Stream, write_half: Stream, peer: Option<IpAddr>) -> Self {
         Client {
             reader: BufReader::with_capacity(CLIENT_BUFFER, read_half),
-            writer: BufWriter::with_capacity(CLIENT_BUFFER, write_half),
+            writer: BufWriter::with_capacity(CLIENT_WRITE_BUFFER, write_half),
             peer,
         }
     }

@@ -29,7 +29,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// made three in four requests pay a handshake (p99 over 200 ms in the benchmark).
 const MAX_IDLE: usize = 512;
 /// Read buffer: one TLS record's plaintext (16 KiB).
-const READ_BUFFER: usize = 16 * 1024;
+pub const READ_BUFFER: usize = 16 * 1024;
 
 /// The bytes to and from the API server.
 pub enum Transport {

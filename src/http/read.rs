@@ -41,3 +41,21 @@ pub(crate) fn read_head<R: BufRead, T>(
         }
     }
 }
+
+/// httparse accepts a bare LF as a line ending, as RFC 9112 §2.2 allows a
+/// recipient to. A proxy must not: if the server behind it reads the head
+/// differently, a request can be smuggled past the filter. Every line ending
+/// in a head must be CRLF, and a CR must end a line.
+pub(crate) fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
+    for (i, &b) in head.iter().enumerate() {
+        let bare = match b {
+            b'\n' => i == 0 || head[i - 1] != b'\r',
+            b'\r' => head.get(i + 1) != Some(&b'\n'),
+            _ => false,
+        };
+        if bare {
+            return Err(HeadError::Malformed("bare CR or LF in the message head"));
+        }
+    }
+    Ok(())
+}

@@ -3,7 +3,7 @@
 use std::io::BufRead;
 
 use super::body::BodyKind;
-use super::read::read_head;
+use super::read::{check_line_endings, read_head};
 use super::{HeadError, Headers, Version};
 
 /// Longest request line accepted (414 beyond), as common servers allow.
@@ -30,6 +30,14 @@ impl RequestHead {
         buf: &mut Vec<u8>,
     ) -> Result<Option<RequestHead>, HeadError> {
         buf.clear();
+        Self::resume(reader, buf)
+    }
+
+    /// Goes on reading a head of which `buf` holds the start (after a read timeout).
+    pub fn resume<R: BufRead>(
+        reader: &mut R,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<RequestHead>, HeadError> {
         read_head(reader, buf, MAX_HEAD, parse)
     }
 
@@ -90,6 +98,7 @@ fn parse(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
     match request.parse(buf) {
         Ok(_) | Err(_) if request_line_too_long(buf) => Err(HeadError::LineTooLong),
         Ok(httparse::Status::Complete(len)) => {
+            check_line_endings(&buf[..len])?;
             let head = RequestHead {
                 method: request.method.unwrap_or_default().to_string(),
                 target: request.path.unwrap_or_default().to_string(),
@@ -99,7 +108,6 @@ fn parse(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
             Ok(Some((head, len)))
         }
         Ok(httparse::Status::Partial) => Ok(None),
-        // The request line parsed but the head is still going: say which limit it broke.
         Err(e) => Err(e.into()),
     }
 }
@@ -173,6 +181,21 @@ mod tests {
             read(b"\x16\x03\x01\x02\x00\r\n\r\n"),
             Err(HeadError::Malformed(_))
         ));
+        for bare in [
+            &b"GET / HTTP/1.1\nHost: x\n\n"[..],
+            b"GET / HTTP/1.1\r\nHost: x\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\rY\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n Folded: y\r\n\r\n",
+            b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
+        ] {
+            let result = read(bare);
+            assert!(
+                matches!(result, Err(HeadError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(bare)
+            );
+        }
         let both = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(read(both).unwrap().unwrap().body_kind().is_err());
     }

@@ -3,7 +3,7 @@
 use std::io::{BufRead, Write};
 
 use super::body::BodyKind;
-use super::read::read_head;
+use super::read::{check_line_endings, read_head};
 use super::{HeadError, Headers, Version};
 
 /// The API server's heads are small; this bounds what a broken one can cost.
@@ -50,6 +50,7 @@ fn parse(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, HeadError> {
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(buf)? {
         httparse::Status::Complete(len) => {
+            check_line_endings(&buf[..len])?;
             let head = ResponseHead {
                 version: Version::from_minor(response.version.unwrap_or(1)),
                 code: response.code.unwrap_or_default(),

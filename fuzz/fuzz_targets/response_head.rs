@@ -1,0 +1,21 @@
+//! The API server's response heads and bodies: parsing and framing never panic,
+//! whatever the request method.
+#![no_main]
+
+use std::io::BufReader;
+
+use kproxy::http::body::BodyReader;
+use kproxy::http::response::ResponseHead;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, wire)) = data.split_first() else { return };
+    let method = if selector & 1 == 0 { "GET" } else { "HEAD" };
+    let mut reader = BufReader::with_capacity(1 + (selector >> 1) as usize, wire);
+    let mut buf = Vec::new();
+    let Ok(Some(head)) = ResponseHead::read(&mut reader, &mut buf) else { return };
+    let _ = head.reusable();
+    let Ok(kind) = head.body_kind(method) else { return };
+    let mut body = Vec::new();
+    let _ = BodyReader::new(&mut reader, kind).read_to_vec(&mut body);
+});
