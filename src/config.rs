@@ -25,8 +25,20 @@ pub struct Config {
     pub keepalive: Option<Duration>,
     pub verbosity: u8,
     pub grace_period: Duration,
+    pub timeouts: ClientTimeouts,
+    pub max_connections: usize,
     /// Warnings to print once the logger is set up (insecure TLS, no filter...).
     pub warnings: Vec<String>,
+}
+
+/// How long a client may take, between and within requests. Streams and
+/// tunnels have no timeout.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientTimeouts {
+    /// For a request head once begun, and for a request body that stops moving.
+    pub header: Duration,
+    /// For the first byte of the next request on a keep-alive connection.
+    pub idle: Duration,
 }
 
 pub enum Listen {
@@ -178,6 +190,15 @@ impl Config {
         let listen = listen(&args)?;
         let filter = filter(&args, &listen, &mut warnings)?;
         let api_prefix = api_prefix(&args.api_prefix)?;
+        let timeouts = ClientTimeouts {
+            header: positive(args.header_timeout, "--header-timeout")?,
+            idle: positive(args.idle_timeout, "--idle-timeout")?,
+        };
+        if args.max_connections == 0 {
+            return Err(ConfigError(
+                "invalid --max-connections 0: it must be at least 1".into(),
+            ));
+        }
         let upstream = upstream(&args, env, &mut warnings)?;
         Ok(Config {
             listen,
@@ -187,6 +208,8 @@ impl Config {
             keepalive: args.keepalive,
             verbosity: args.verbosity,
             grace_period: args.grace_period,
+            timeouts,
+            max_connections: args.max_connections,
             warnings,
         })
     }
@@ -334,6 +357,15 @@ fn filter(
         reject_paths: patterns("--reject-paths", &args.reject_paths)?,
         reject_methods: patterns("--reject-methods", &args.reject_methods)?,
     }))
+}
+
+fn positive(value: Duration, flag: &str) -> Result<Duration, ConfigError> {
+    match value.is_zero() {
+        true => Err(ConfigError(format!(
+            "invalid {flag} 0: it must be longer than that"
+        ))),
+        false => Ok(value),
+    }
 }
 
 /// kubectl adds the trailing slash; a prefix must start with one too.

@@ -57,6 +57,7 @@ fn request_status(e: &HeadError) -> u16 {
     match e {
         HeadError::LineTooLong => 414,
         HeadError::TooLarge => 431,
+        HeadError::TimedOut => 408,
         _ => 400,
     }
 }

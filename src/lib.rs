@@ -60,6 +60,7 @@ pub fn run(
         filter: config.filter,
         api_prefix: config.api_prefix,
         keepalive: config.keepalive,
+        timeouts: config.timeouts,
     });
     let mut stdout = std::io::stdout();
     // kubectl's exact line: scripts wait for it to know the port is open.
@@ -67,7 +68,7 @@ pub fn run(
     stdout.flush()?;
     on_listening(listener.clone());
 
-    listen::accept_loop(&listener, &proxy, &shutdown);
+    listen::accept_loop(&listener, &proxy, &shutdown, config.max_connections);
     // Close the listening socket now, so new clients are refused during the drain
     // instead of waiting in the backlog (the signal handler holds only a Weak).
     if let Listener::Unix(_, path) = &*listener {

@@ -15,6 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::config::Listen;
+use crate::http::response::LocalResponse;
 use crate::proxy::{Client, Lifecycle, Proxy};
 use crate::stream::Stream;
 
@@ -148,6 +149,13 @@ impl Shutdown {
         connections.len()
     }
 
+    fn open_connections(&self) -> usize {
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     fn track(&self, stream: Stream) -> Arc<Tracked> {
         let tracked = Arc::new(Tracked {
             stream,
@@ -195,8 +203,15 @@ impl Lifecycle for Life<'_> {
     }
 }
 
-/// Accepts connections until shutdown, each served on its own thread.
-pub fn accept_loop(listener: &Listener, proxy: &Arc<Proxy>, shutdown: &Arc<Shutdown>) {
+/// Accepts connections until shutdown, each served on its own thread, at most
+/// `max_connections` at once: past that a client gets a fast 503, so memory
+/// stays bounded however many connect.
+pub fn accept_loop(
+    listener: &Listener,
+    proxy: &Arc<Proxy>,
+    shutdown: &Arc<Shutdown>,
+    max_connections: usize,
+) {
     let mut failing = false;
     while !shutdown.is_stopping() {
         match listener.accept() {
@@ -205,6 +220,12 @@ pub fn accept_loop(listener: &Listener, proxy: &Arc<Proxy>, shutdown: &Arc<Shutd
                 if shutdown.is_stopping() {
                     break;
                 }
+                if shutdown.open_connections() >= max_connections {
+                    turn_away(stream, max_connections);
+                    continue;
+                }
+                // Reads wake every second, so a connection can keep its own deadlines.
+                stream.set_read_wake();
                 spawn(stream, peer, proxy, shutdown);
             }
             Err(e) => {
@@ -220,6 +241,21 @@ pub fn accept_loop(listener: &Listener, proxy: &Arc<Proxy>, shutdown: &Arc<Shutd
             }
         }
     }
+}
+
+/// Answers 503 on the accepting thread: a fresh socket's send buffer takes the
+/// few hundred bytes without blocking.
+fn turn_away(mut stream: Stream, max_connections: usize) {
+    crate::log!(
+        2,
+        "refused a connection: {max_connections} are open (--max-connections)"
+    );
+    let message = format!("kproxy is serving its maximum of {max_connections} connections (--max-connections); try again later");
+    let _ = LocalResponse::status(503, "ServiceUnavailable", &message).write_to(&mut stream, false);
+    // Closing with the request unread would reset the connection, and a reset can
+    // overtake the answer: read what has come first.
+    stream.drain_pending();
+    stream.shutdown(Direction::Both);
 }
 
 fn spawn(stream: Stream, peer: Option<IpAddr>, proxy: &Arc<Proxy>, shutdown: &Arc<Shutdown>) {

@@ -19,13 +19,14 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::config::ClientTimeouts;
 use crate::credentials::Token;
 use crate::error::ProxyError;
 use crate::filter::{host_without_port, Filter, Refusal};
-use crate::http::body::{self, BodyKind, BodyReader, CopyError, Encoding};
+use crate::http::body::{self, BodyKind, BodyReader, CopyError, Encoding, Paused};
 use crate::http::request::RequestHead;
 use crate::http::response::{reason, LocalResponse, ResponseHead};
-use crate::http::{HeadError, Version};
+use crate::http::{HeadClock, HeadError, Version};
 use crate::stream::{self, Stream};
 use crate::tunnel;
 use crate::upstream::{Connection, Upstream};
@@ -56,6 +57,7 @@ pub struct Proxy {
     pub api_prefix: String,
     /// TCP keep-alive period for upgraded connections; `None`: off.
     pub keepalive: Option<Duration>,
+    pub timeouts: ClientTimeouts,
 }
 
 /// Whether the client connection can carry another request.
@@ -96,13 +98,18 @@ enum Outgoing {
     None,
     /// Small enough to keep: can be sent again.
     Buffered(Vec<u8>),
-    /// Streamed from the client as it is sent.
-    Stream(BodyKind),
+    /// Too large to keep: `prefix` was read ahead (and checked), the rest is
+    /// streamed from the client as it is sent.
+    Stream {
+        kind: BodyKind,
+        prefix: Vec<u8>,
+        rest: Paused,
+    },
 }
 
 impl Outgoing {
     fn replayable(&self) -> bool {
-        !matches!(self, Outgoing::Stream(_))
+        !matches!(self, Outgoing::Stream { .. })
     }
 }
 
@@ -113,6 +120,8 @@ enum Attempt {
     Failed(ProxyError),
     /// The client's body stopped short: there is nobody left to answer.
     ClientGone,
+    /// The client's body broke its framing or stalled: answered 400 or 408.
+    BadBody(io::Error),
 }
 
 /// What was sent to the client, for the request log line.
@@ -141,10 +150,19 @@ impl Proxy {
             if !life.idle() {
                 return;
             }
-            let head = RequestHead::read(&mut client.reader, &mut head_buf);
+            let head = self.next_head(client, &mut head_buf);
             life.busy();
             let head = match head {
                 Ok(Some(head)) => head,
+                Err(HeadError::TimedOut) => {
+                    crate::log!(
+                        2,
+                        "dropped a client that sent no complete request head in time"
+                    );
+                    let timeout = LocalResponse::text(408, "request head timed out");
+                    let _ = timeout.write_to(&mut client.writer, false);
+                    return;
+                }
                 // Closed between requests, or mid-head: nothing to answer.
                 Ok(None) | Err(HeadError::Io(_) | HeadError::Truncated) => return,
                 Err(e) => {
@@ -172,6 +190,33 @@ impl Proxy {
         }
     }
 
+    /// Waits for the next request head: up to the idle timeout for its first byte
+    /// (then the connection is closed quietly), and up to the header timeout from
+    /// there for the rest (then 408): a client trickling bytes (slowloris) is
+    /// dropped, and it holds only its own thread meanwhile.
+    fn next_head(
+        &self,
+        client: &mut Client,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<RequestHead>, HeadError> {
+        buf.clear();
+        let waiting = Instant::now();
+        let mut clock = HeadClock::new(self.timeouts.header);
+        loop {
+            match RequestHead::resume(&mut client.reader, buf, Some(&mut clock)) {
+                Err(HeadError::Io(e)) if body::is_timeout(&e) => {
+                    if buf.is_empty() && waiting.elapsed() >= self.timeouts.idle {
+                        return Ok(None);
+                    }
+                    if !buf.is_empty() {
+                        clock.check()?;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn handle(&self, head: &RequestHead, client: &mut Client) -> Answer {
         let kind = match head.body_kind() {
             Ok(kind) => kind,
@@ -190,9 +235,10 @@ impl Proxy {
             Ok(target) => target,
             Err(response) => return local(client, &response, after_refusal),
         };
-        let outgoing = match receive_body(head, kind, client) {
+        let outgoing = match self.receive_body(head, kind, client) {
             Ok(outgoing) => outgoing,
-            Err(_) => return Answer::nobody_left(),
+            Err(CopyError::Read(e)) => return bad_body(client, e),
+            Err(CopyError::Write(_)) => return Answer::nobody_left(),
         };
         let token = self.token_for(head);
         if let Some(protocol) = upgrade_protocol(head) {
@@ -301,10 +347,11 @@ impl Proxy {
                 b"Content-Length",
                 bytes.len().to_string().as_bytes(),
             ),
-            Outgoing::Stream(BodyKind::Length(n)) => {
-                push_header(&mut out, b"Content-Length", n.to_string().as_bytes())
-            }
-            Outgoing::Stream(_) => push_header(&mut out, b"Transfer-Encoding", b"chunked"),
+            Outgoing::Stream {
+                kind: BodyKind::Length(n),
+                ..
+            } => push_header(&mut out, b"Content-Length", n.to_string().as_bytes()),
+            Outgoing::Stream { .. } => push_header(&mut out, b"Transfer-Encoding", b"chunked"),
         }
         out.extend_from_slice(b"\r\n");
         out
@@ -385,7 +432,63 @@ impl Proxy {
                 }
                 Err(Attempt::Failed(e)) => return self.fail(client, e, after_error),
                 Err(Attempt::ClientGone) => return Answer::nobody_left(),
+                Err(Attempt::BadBody(e)) => return bad_body(client, e),
             }
+        }
+    }
+
+    /// Reads a small body now, so that it is checked before anything goes upstream
+    /// and can be sent again on a fresh connection; a large one is read ahead by
+    /// [`MAX_REPLAYABLE_BODY`] and the rest streamed. Answers `Expect:
+    /// 100-continue` first, since we are about to read the body.
+    fn receive_body(
+        &self,
+        head: &RequestHead,
+        kind: BodyKind,
+        client: &mut Client,
+    ) -> Result<Outgoing, CopyError> {
+        if kind == BodyKind::Empty {
+            return Ok(Outgoing::None);
+        }
+        let expects_continue = head
+            .headers
+            .get("Expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+        if expects_continue && head.version == Version::Http11 {
+            let interim = client.writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            interim
+                .and_then(|()| client.writer.flush())
+                .map_err(CopyError::Write)?;
+        }
+        if let BodyKind::Length(n) = kind {
+            if n > MAX_REPLAYABLE_BODY {
+                let rest = BodyReader::new(&mut client.reader, kind).pause();
+                return Ok(Outgoing::Stream {
+                    kind,
+                    prefix: Vec::new(),
+                    rest,
+                });
+            }
+        }
+        let mut body = BodyReader::new(&mut client.reader, kind);
+        let mut bytes = Vec::new();
+        let mut on_idle = stall_limit(self.timeouts.header);
+        loop {
+            let data = body.fill_waiting(&mut on_idle)?;
+            if data.is_empty() {
+                return Ok(Outgoing::Buffered(bytes));
+            }
+            if (bytes.len() + data.len()) as u64 > MAX_REPLAYABLE_BODY {
+                // What was read is sent first; the data just seen stays in the reader.
+                return Ok(Outgoing::Stream {
+                    kind,
+                    prefix: bytes,
+                    rest: body.pause(),
+                });
+            }
+            let len = data.len();
+            bytes.extend_from_slice(data);
+            body.consume(len);
         }
     }
 
@@ -421,6 +524,7 @@ impl Proxy {
             }
             Err(Attempt::Failed(e)) => return self.fail(client, e, Next::Close),
             Err(Attempt::ClientGone) => return Answer::nobody_left(),
+            Err(Attempt::BadBody(e)) => return bad_body(client, e),
         };
         if response.code != 101 {
             let answer = self.respond(head, conn, response, client);
@@ -491,22 +595,30 @@ impl Proxy {
                 whole.extend_from_slice(body);
                 writer.write_all(&whole)
             }
-            Outgoing::Stream(kind) => {
+            Outgoing::Stream { kind, prefix, rest } => {
                 writer.write_all(upstream_head).map_err(Attempt::Stale)?;
-                let encoding = if *kind == BodyKind::Chunked {
-                    Encoding::Chunked
-                } else {
-                    Encoding::Identity
+                let encoding = match kind {
+                    BodyKind::Chunked => Encoding::Chunked,
+                    _ => Encoding::Identity,
                 };
-                let mut body = BodyReader::new(client_reader, *kind);
-                let mut out = BufWriter::with_capacity(CLIENT_BUFFER, conn.writer());
-                // No read timeout on the client side: `still_wanted` is never asked.
-                return match body::copy(&mut body, &mut out, encoding, &mut || true) {
+                let mut out = BufWriter::with_capacity(CLIENT_WRITE_BUFFER, conn.writer());
+                if !prefix.is_empty() {
+                    body::write_piece(&mut out, prefix, encoding)
+                        .map_err(|e| Attempt::Failed(ProxyError::Upstream(e)))?;
+                }
+                let mut body = BodyReader::resume(client_reader, *rest);
+                let header_timeout = self.timeouts.header;
+                return match body::copy(
+                    &mut body,
+                    &mut out,
+                    encoding,
+                    &mut stall_limit(header_timeout),
+                ) {
                     Ok(_) => {
                         drop(out);
                         read_response_head(conn, client_reader.get_ref(), upgrade)
                     }
-                    Err(CopyError::Read(_)) => Err(Attempt::ClientGone),
+                    Err(CopyError::Read(e)) => Err(Attempt::BadBody(e)),
                     Err(CopyError::Write(e)) => Err(Attempt::Failed(ProxyError::Upstream(e))),
                 };
             }
@@ -554,9 +666,15 @@ impl Proxy {
         // and then to look at the client: if it has gone, stop and free the connection.
         let mut body = BodyReader::new(&mut conn.reader, kind);
         let client_side = client.reader.get_ref();
-        let copied = body::copy(&mut body, &mut client.writer, encoding, &mut || {
-            !client_side.is_gone()
-        });
+        let copied = body::copy(
+            &mut body,
+            &mut client.writer,
+            encoding,
+            &mut |_| match client_side.is_gone() {
+                true => Err(CopyError::Write(io::ErrorKind::BrokenPipe.into())),
+                false => Ok(()),
+            },
+        );
         match copied {
             Ok(bytes) => {
                 if kind != BodyKind::UntilClose && response.reusable() {
@@ -632,30 +750,6 @@ fn upgrade_protocol(head: &RequestHead) -> Option<&[u8]> {
         return None;
     }
     head.headers.get("Upgrade").filter(|p| !p.is_empty())
-}
-
-/// Reads a small body now (so it can be re-sent) or leaves a large one to stream.
-/// Answers `Expect: 100-continue` first, since we are about to read the body.
-fn receive_body(head: &RequestHead, kind: BodyKind, client: &mut Client) -> io::Result<Outgoing> {
-    if kind == BodyKind::Empty {
-        return Ok(Outgoing::None);
-    }
-    let expects_continue = head
-        .headers
-        .get("Expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue && head.version == Version::Http11 {
-        client.writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-        client.writer.flush()?;
-    }
-    match kind {
-        BodyKind::Length(n) if n <= MAX_REPLAYABLE_BODY => {
-            let mut bytes = Vec::with_capacity(n as usize);
-            BodyReader::new(&mut client.reader, kind).read_to_vec(&mut bytes)?;
-            Ok(Outgoing::Buffered(bytes))
-        }
-        kind => Ok(Outgoing::Stream(kind)),
-    }
 }
 
 /// The host the request is for, without port: from an absolute-form target, or
@@ -745,6 +839,25 @@ fn switching_head(response: &ResponseHead) -> Vec<u8> {
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// Lets a client's body be still for at most `limit` before giving up on it.
+fn stall_limit(limit: Duration) -> impl FnMut(Duration) -> Result<(), CopyError> {
+    move |still| match still < limit {
+        true => Ok(()),
+        false => Err(CopyError::Read(io::ErrorKind::TimedOut.into())),
+    }
+}
+
+/// The client's request body broke its framing (400) or stalled (408): say so
+/// and close, since where its next request would start is unknown.
+fn bad_body(client: &mut Client, e: io::Error) -> Answer {
+    let response = match e.kind() {
+        io::ErrorKind::TimedOut => LocalResponse::text(408, "request body timed out"),
+        io::ErrorKind::InvalidData => LocalResponse::text(400, &format!("bad request body: {e}")),
+        _ => return Answer::nobody_left(),
+    };
+    local(client, &response, Next::Close)
 }
 
 fn local(client: &mut Client, response: &LocalResponse, next: Next) -> Answer {

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
 
+/// How often a blocked read on a client returns to let its thread look at the clock.
+pub const READ_WAKE: Duration = Duration::from_secs(1);
+
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -73,6 +76,31 @@ impl Stream {
         };
         let _ = sock.set_nonblocking(false);
         gone
+    }
+
+    /// Reads return a timeout every [`READ_WAKE`] rather than blocking for good,
+    /// so the connection can keep its own deadlines (slow heads, idle keep-alive).
+    pub fn set_read_wake(&self) {
+        let _ = self.set_read_timeout(Some(READ_WAKE));
+    }
+
+    /// Back to reads that block until data comes (for a tunnel, which may be
+    /// quiet for hours). The setting is shared by the socket's clones.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(timeout),
+            Stream::Unix(s) => s.set_read_timeout(timeout),
+        }
+    }
+
+    /// Reads and drops whatever the peer has sent so far, without waiting.
+    pub fn drain_pending(&mut self) {
+        if self.sock().set_nonblocking(true).is_err() {
+            return;
+        }
+        let mut sink = [0u8; 4096];
+        while matches!(self.read(&mut sink), Ok(n) if n > 0) {}
+        let _ = self.sock().set_nonblocking(false);
     }
 
     /// TCP keep-alive probes every `period` (nothing to do on a unix socket).

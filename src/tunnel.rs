@@ -50,6 +50,7 @@ pub fn pipe(
     upstream: Transport,
     upstream_early: &[u8],
 ) -> io::Result<()> {
+    client_read.set_read_timeout(None)?;
     let upstream = split(upstream)?;
     let stopper = upstream.socket.try_clone()?;
     let client_stopper = client_write.try_clone()?;

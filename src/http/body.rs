@@ -6,6 +6,7 @@
 //! soon as the API server sends it and a 100 MB list passes in constant memory.
 
 use std::io::{self, BufRead, Write};
+use std::time::{Duration, Instant};
 
 /// How a body is delimited on the wire (RFC 9112 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +168,41 @@ impl<'a, R: BufRead> BodyReader<'a, R> {
         matches!(self.state, State::Done)
     }
 
+    /// Like [`fill`](Self::fill), on a source with a read timeout: each timeout
+    /// asks `on_idle`, with the time since this call began, whether to go on
+    /// waiting (`Ok`) or give up (its error).
+    pub fn fill_waiting(&mut self, on_idle: OnIdle<'_>) -> Result<&[u8], CopyError> {
+        let since = Instant::now();
+        loop {
+            match self.fill() {
+                Ok(_) => break,
+                Err(e) if is_timeout(&e) => on_idle(since.elapsed())?,
+                Err(e) => return Err(CopyError::Read(e)),
+            }
+        }
+        // The data is buffered now: this second call only hands it out (a borrow
+        // returned from inside the loop above would not pass the borrow checker).
+        self.fill().map_err(CopyError::Read)
+    }
+
+    /// Stops reading here, to go on later with [`resume`](Self::resume) (only
+    /// right after `fill` handed out data, i.e. inside the body's data).
+    pub fn pause(self) -> Paused {
+        Paused {
+            state: self.state,
+            trailer_bytes: self.trailer_bytes,
+        }
+    }
+
+    pub fn resume(inner: &'a mut R, paused: Paused) -> Self {
+        BodyReader {
+            inner,
+            state: paused.state,
+            line: Vec::new(),
+            trailer_bytes: paused.trailer_bytes,
+        }
+    }
+
     /// Reads the whole body into memory. Only for bodies known to be small.
     pub fn read_to_vec(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         loop {
@@ -198,6 +234,18 @@ fn parse_chunk_size(line: &[u8]) -> io::Result<u64> {
     u64::from_str_radix(size, 16).map_err(|_| invalid("bad chunk size"))
 }
 
+/// Where a [`BodyReader`] stopped: a small body can be read ahead and checked
+/// before anything is sent, and a large one streamed on from there.
+#[derive(Clone, Copy, Debug)]
+pub struct Paused {
+    state: State,
+    trailer_bytes: usize,
+}
+
+/// Asked on each read timeout with the time the body has been still:
+/// `Ok` waits on, an error ends the read with it.
+pub type OnIdle<'f> = &'f mut dyn FnMut(Duration) -> Result<(), CopyError>;
+
 /// The framing a body is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
@@ -217,24 +265,18 @@ pub enum CopyError {
 /// Streams a whole body from `body` to `out`, flushing after each piece so that
 /// nothing waits in a buffer while the source is quiet. Returns the body bytes sent.
 ///
-/// If the source has a read timeout, each timeout asks `still_wanted` whether to
-/// go on waiting: that is how a client that left a quiet watch is noticed.
+/// If the source has a read timeout, each timeout asks `on_idle` whether to go
+/// on waiting: that is how a client that left a quiet watch is noticed, and how
+/// a client that stalls mid-body is let go.
 pub fn copy<R: BufRead, W: Write>(
     body: &mut BodyReader<'_, R>,
     out: &mut W,
     encoding: Encoding,
-    still_wanted: &mut dyn FnMut() -> bool,
+    on_idle: OnIdle<'_>,
 ) -> Result<u64, CopyError> {
     let mut total = 0;
     loop {
-        let data = match body.fill() {
-            Ok(data) => data,
-            Err(e) if is_timeout(&e) && still_wanted() => continue,
-            Err(e) if is_timeout(&e) => {
-                return Err(CopyError::Write(io::ErrorKind::BrokenPipe.into()))
-            }
-            Err(e) => return Err(CopyError::Read(e)),
-        };
+        let data = body.fill_waiting(on_idle)?;
         if data.is_empty() {
             break;
         }
@@ -306,7 +348,7 @@ mod tests {
             &mut BodyReader::new(&mut reader, BodyKind::Chunked),
             &mut out,
             Encoding::Chunked,
-            &mut || true,
+            &mut |_| Ok(()),
         )
         .unwrap();
         assert_eq!(out, b"3\r\nabc\r\n0\r\n\r\n");

@@ -7,6 +7,8 @@
 pub mod body;
 pub mod headers;
 mod read;
+
+pub use read::HeadClock;
 pub mod request;
 pub mod response;
 
@@ -41,6 +43,8 @@ pub enum HeadError {
     TooLarge,
     /// Not HTTP, or ambiguous framing: 400.
     Malformed(&'static str),
+    /// A request head not complete within the header timeout: 408.
+    TimedOut,
 }
 
 impl std::fmt::Display for HeadError {
@@ -53,6 +57,7 @@ impl std::fmt::Display for HeadError {
             HeadError::LineTooLong => f.write_str("request line too long"),
             HeadError::TooLarge => f.write_str("message head too large"),
             HeadError::Malformed(why) => write!(f, "malformed message: {why}"),
+            HeadError::TimedOut => f.write_str("message head not complete in time"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Reading a message head from a buffered stream, without reading past it.
 
 use std::io::BufRead;
+use std::time::{Duration, Instant};
 
 use super::HeadError;
 
@@ -13,13 +14,20 @@ use super::HeadError;
 /// the last call stopped.
 ///
 /// `parse` returns the parsed value and the head's length once complete.
+/// `clock`, if given, bounds the time from the head's first byte to its end.
 pub(crate) fn read_head<R: BufRead, T>(
     reader: &mut R,
     buf: &mut Vec<u8>,
     max_len: usize,
     mut parse: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, HeadError>,
+    mut clock: Option<&mut HeadClock>,
 ) -> Result<Option<T>, HeadError> {
     loop {
+        if let Some(clock) = clock.as_deref_mut() {
+            if !buf.is_empty() {
+                clock.check()?;
+            }
+        }
         let available = reader.fill_buf()?;
         if available.is_empty() {
             return match buf.is_empty() {
@@ -38,6 +46,28 @@ pub(crate) fn read_head<R: BufRead, T>(
         reader.consume(take);
         if buf.len() > max_len {
             return Err(HeadError::TooLarge);
+        }
+    }
+}
+
+/// The time a head may take once its first byte has come: a client that sends
+/// a byte now and then (slowloris) must not hold a connection forever.
+pub struct HeadClock {
+    limit: Duration,
+    began: Option<Instant>,
+}
+
+impl HeadClock {
+    pub fn new(limit: Duration) -> HeadClock {
+        HeadClock { limit, began: None }
+    }
+
+    /// Starts the clock at the first call; an error once the limit has passed.
+    pub fn check(&mut self) -> Result<(), HeadError> {
+        let began = *self.began.get_or_insert_with(Instant::now);
+        match began.elapsed() < self.limit {
+            true => Ok(()),
+            false => Err(HeadError::TimedOut),
         }
     }
 }

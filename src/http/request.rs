@@ -3,7 +3,7 @@
 use std::io::BufRead;
 
 use super::body::BodyKind;
-use super::read::{check_line_endings, read_head};
+use super::read::{check_line_endings, read_head, HeadClock};
 use super::{HeadError, Headers, Version};
 
 /// Longest request line accepted (414 beyond), as common servers allow.
@@ -30,15 +30,17 @@ impl RequestHead {
         buf: &mut Vec<u8>,
     ) -> Result<Option<RequestHead>, HeadError> {
         buf.clear();
-        Self::resume(reader, buf)
+        Self::resume(reader, buf, None)
     }
 
-    /// Goes on reading a head of which `buf` holds the start (after a read timeout).
+    /// Goes on reading a head of which `buf` holds the start (after a read
+    /// timeout), failing with [`HeadError::TimedOut`] once `clock` runs out.
     pub fn resume<R: BufRead>(
         reader: &mut R,
         buf: &mut Vec<u8>,
+        clock: Option<&mut HeadClock>,
     ) -> Result<Option<RequestHead>, HeadError> {
-        read_head(reader, buf, MAX_HEAD, parse)
+        read_head(reader, buf, MAX_HEAD, parse, clock)
     }
 
     /// How the body is framed (RFC 9112 §6.3): a request with neither header has none.

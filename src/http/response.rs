@@ -25,7 +25,7 @@ impl ResponseHead {
         reader: &mut R,
         buf: &mut Vec<u8>,
     ) -> Result<Option<ResponseHead>, HeadError> {
-        read_head(reader, buf, MAX_HEAD, parse)
+        read_head(reader, buf, MAX_HEAD, parse, None)
     }
 
     /// How the body is framed (RFC 9112 §6.3), given the request's method.

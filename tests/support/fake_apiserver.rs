@@ -701,6 +701,11 @@ fn misbehave(out: &mut Tls, how: &str) -> io::Result<Result<(), Close>> {
         "drop" => {}
         "garbage" => out.write_all(b"this is not HTTP\r\n\r\n")?,
         "cut" => out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b")?,
+        "smuggle" => out.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        )?,
+        "bare-lf" => out.write_all(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")?,
+        "folded" => out.write_all(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n  continued\r\nContent-Length: 2\r\n\r\nok")?,
         "cut-chunked" => {
             out.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
             chunk(out, b"{\"type\":\"ADDED\"}\n")?;
