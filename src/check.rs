@@ -12,6 +12,7 @@ use std::os::unix::net::UnixStream;
 
 use crate::cli::CheckArgs;
 use crate::proxy::ALIVE_PATH;
+use crate::stream::Stream;
 
 /// Most bytes of an answer read: a health answer is tiny.
 const MAX_ANSWER: u64 = 64 * 1024;
@@ -47,29 +48,15 @@ fn describe(args: &CheckArgs) -> String {
 /// One `GET` with `Connection: close`; returns the status and the body.
 fn get(args: &CheckArgs, path: &str) -> Result<(u16, String), String> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    let answer = match &args.unix_socket {
-        Some(socket) => {
-            let stream = UnixStream::connect(socket).map_err(|e| unreachable(args, &e))?;
-            stream
-                .set_read_timeout(Some(args.timeout))
-                .map_err(|e| e.to_string())?;
-            stream
-                .set_write_timeout(Some(args.timeout))
-                .map_err(|e| e.to_string())?;
-            exchange(stream, &request)
-        }
-        None => {
-            let stream = TcpStream::connect_timeout(&tcp_address(args)?, args.timeout)
-                .map_err(|e| unreachable(args, &e))?;
-            stream
-                .set_read_timeout(Some(args.timeout))
-                .map_err(|e| e.to_string())?;
-            stream
-                .set_write_timeout(Some(args.timeout))
-                .map_err(|e| e.to_string())?;
-            exchange(stream, &request)
-        }
+    let stream = match &args.unix_socket {
+        Some(socket) => UnixStream::connect(socket).map(Stream::Unix),
+        None => TcpStream::connect_timeout(&tcp_address(args)?, args.timeout).map(Stream::Tcp),
     };
+    let stream = stream.map_err(|e| unreachable(args, &e))?;
+    stream
+        .set_timeouts(Some(args.timeout))
+        .map_err(|e| e.to_string())?;
+    let answer = exchange(stream, &request);
     let answer =
         answer.map_err(|e| format!("no answer from {} for {path}: {e}", describe(args)))?;
     parse_answer(&answer).ok_or_else(|| {

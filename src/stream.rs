@@ -103,6 +103,12 @@ impl Stream {
         let _ = self.sock().set_nonblocking(false);
     }
 
+    /// Read and write timeouts both (for a short-lived client such as `kproxy check`).
+    pub fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.sock().set_write_timeout(timeout)
+    }
+
     /// TCP keep-alive probes every `period` (nothing to do on a unix socket).
     pub fn set_keepalive(&self, period: Duration) {
         if let Stream::Tcp(s) = self {

@@ -186,22 +186,7 @@ fn the_token_is_never_printed() {
     let help = run_kproxy(&["--token", secret, "--help"], &[]);
     assert!(!String::from_utf8_lossy(&help.stdout).contains(secret));
     // ...nor in request logs at the highest verbosity, nor in upstream errors.
-    let ca = fake.ca_path();
-    let proxy = Kproxy::start(
-        &[
-            "--port",
-            "0",
-            "--server",
-            &fake.url(),
-            "--certificate-authority",
-            ca.to_str().unwrap(),
-            "--token",
-            secret,
-            "-v",
-            "10",
-        ],
-        &[],
-    );
+    let proxy = Kproxy::explicit(&fake, &["--token", secret, "-v", "10"]);
     assert_eq!(curl_status(&proxy.url("/api?token=query"), &[]), 200);
     assert_eq!(curl_status(&proxy.url("/misbehave/garbage"), &[]), 502);
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -293,18 +278,7 @@ fn flags_take_their_value_after_a_space_or_an_equals_sign() {
 #[test]
 fn explicit_server_without_a_token_sends_no_authorization() {
     let fake = FakeApiServer::start();
-    let ca = fake.ca_path();
-    let proxy = Kproxy::start(
-        &[
-            "--server",
-            &fake.url(),
-            "--certificate-authority",
-            ca.to_str().unwrap(),
-            "-p",
-            "0",
-        ],
-        &[],
-    );
+    let proxy = Kproxy::explicit(&fake, &[]);
     assert_eq!(curl_status(&proxy.url("/api"), &[]), 401);
     assert_eq!(fake.last_request().header("Authorization"), None);
 }

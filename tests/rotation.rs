@@ -131,20 +131,7 @@ fn token_file_rotation_never_shows_the_client_a_401() {
 #[test]
 fn a_fixed_token_is_never_reread_and_a_401_passes_through() {
     let fake = FakeApiServer::start();
-    let ca = fake.ca_path();
-    let proxy = Kproxy::start(
-        &[
-            "--server",
-            &fake.url(),
-            "--certificate-authority",
-            ca.to_str().unwrap(),
-            "--token",
-            TOKEN,
-            "-p",
-            "0",
-        ],
-        &[],
-    );
+    let proxy = Kproxy::explicit(&fake, &["--token", TOKEN]);
     assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
     fake.retire_token(TOKEN);
     assert_eq!(curl_status(&proxy.url("/api"), &[]), 401);

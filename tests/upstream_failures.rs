@@ -27,15 +27,7 @@ fn api_server_down_is_a_502_status_and_the_proxy_carries_on() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let fake = FakeApiServer::start();
-    let sa = fake.sa_dir.to_str().unwrap();
-    let port = port.to_string();
-    let proxy = Kproxy::start(
-        &["--port", "0", "--serviceaccount-dir", sa],
-        &[
-            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-            ("KUBERNETES_SERVICE_PORT", &port),
-        ],
-    );
+    let proxy = Kproxy::in_cluster_at(&fake, port, &[]);
     for _ in 0..2 {
         let (_, body, _) = curl(&["-w", "\n%{http_code}", &proxy.url("/api")]);
         let (body, code) = body.rsplit_once('\n').unwrap();
@@ -91,7 +83,7 @@ fn a_body_cut_by_the_api_server_is_cut_for_the_client_too() {
 fn a_tls_handshake_that_never_finishes_is_a_504_after_10s() {
     // Accepts TCP and then says nothing.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port().to_string();
+    let port = silent.local_addr().unwrap().port();
     let _keep = std::thread::spawn(move || {
         let mut held = Vec::new();
         for conn in silent.incoming() {
@@ -99,14 +91,7 @@ fn a_tls_handshake_that_never_finishes_is_a_504_after_10s() {
         }
     });
     let fake = FakeApiServer::start();
-    let sa = fake.sa_dir.to_str().unwrap();
-    let proxy = Kproxy::start(
-        &["--port", "0", "--serviceaccount-dir", sa],
-        &[
-            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-            ("KUBERNETES_SERVICE_PORT", &port),
-        ],
-    );
+    let proxy = Kproxy::in_cluster_at(&fake, port, &[]);
     let started = std::time::Instant::now();
     let (_, body, _) = curl(&[&proxy.url("/api")]);
     assert_status_json(&body, 504, "TLS handshake");

@@ -68,8 +68,14 @@ impl Kproxy {
 
     /// kproxy in its in-cluster mode against `fake`, on a free port, plus `args`.
     pub fn in_cluster(fake: &FakeApiServer, args: &[&str]) -> Kproxy {
+        Self::in_cluster_at(fake, fake.port, args)
+    }
+
+    /// kproxy with `fake`'s service account, but `KUBERNETES_SERVICE_PORT` set to
+    /// `port` (a closed or silent one, to test failures).
+    pub fn in_cluster_at(fake: &FakeApiServer, port: u16, args: &[&str]) -> Kproxy {
         let sa = fake.sa_dir.to_str().unwrap();
-        let port = fake.port.to_string();
+        let port = port.to_string();
         let mut all = vec!["--port", "0", "--serviceaccount-dir", sa];
         all.extend_from_slice(args);
         Self::start(
@@ -79,6 +85,22 @@ impl Kproxy {
                 ("KUBERNETES_SERVICE_PORT", &port),
             ],
         )
+    }
+
+    /// kproxy with kubectl's explicit flags for `fake` (`--server`,
+    /// `--certificate-authority`), on a free port, plus `args`.
+    pub fn explicit(fake: &FakeApiServer, args: &[&str]) -> Kproxy {
+        let (url, ca) = (fake.url(), fake.ca_path());
+        let mut all = vec![
+            "--server",
+            &url,
+            "--certificate-authority",
+            ca.to_str().unwrap(),
+            "-p",
+            "0",
+        ];
+        all.extend_from_slice(args);
+        Self::start(&all, &[])
     }
 
     pub fn spawn(mut cmd: Command) -> Kproxy {
