@@ -261,6 +261,12 @@ fn turn_away(mut stream: Stream, max_connections: usize) {
     stream.shutdown(Direction::Both);
 }
 
+/// Serves one connection on a thread of its own. The thread is also the panic
+/// boundary: peer input never reaches an `unwrap`, but should a bug panic, the
+/// release build unwinds (see Cargo.toml) and only this connection ends: `Life`
+/// forgets it as it drops and the other connections go on. Fuzzing (fuzz/) found
+/// no panic in the parsers, so the 105 KiB that `abort` would save buys nothing
+/// worth a whole sidecar going down with one client.
 fn spawn(stream: Stream, peer: Option<IpAddr>, proxy: &Arc<Proxy>, shutdown: &Arc<Shutdown>) {
     let halves = stream
         .try_clone()
