@@ -28,6 +28,8 @@ pub mod http;
 pub mod listen;
 pub mod log;
 pub mod proxy;
+pub mod rewrite;
+pub mod route;
 pub mod signals;
 pub mod stream;
 pub mod tls;
@@ -57,8 +59,10 @@ pub fn run(
     let listener = Arc::new(Listener::bind(&config.listen)?);
     let proxy = Arc::new(Proxy {
         upstream: Upstream::new(config.upstream),
-        filter: config.filter,
-        api_prefix: config.api_prefix,
+        router: route::Router {
+            filter: config.filter,
+            api_prefix: config.api_prefix,
+        },
         keepalive: config.keepalive,
         timeouts: config.timeouts,
     });

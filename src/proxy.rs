@@ -22,11 +22,12 @@ use std::time::{Duration, Instant};
 use crate::config::ClientTimeouts;
 use crate::credentials::Token;
 use crate::error::ProxyError;
-use crate::filter::{host_without_port, Filter, Refusal};
 use crate::http::body::{self, BodyKind, BodyReader, CopyError, Encoding, Paused};
 use crate::http::request::RequestHead;
-use crate::http::response::{reason, LocalResponse, ResponseHead};
+use crate::http::response::{LocalResponse, ResponseHead};
 use crate::http::{HeadClock, HeadError, Version};
+use crate::rewrite::{self, response_head, switching_head, Framing, Next};
+use crate::route::Router;
 use crate::stream::{self, Stream};
 use crate::tunnel;
 use crate::upstream::{Connection, Upstream};
@@ -51,20 +52,10 @@ const CLIENT_WRITE_BUFFER: usize = crate::upstream::READ_BUFFER + 32;
 /// What is shared by all connections: where to send requests and what to let through.
 pub struct Proxy {
     pub upstream: Upstream,
-    /// `None` with `--disable-filter`.
-    pub filter: Option<Filter>,
-    /// Starts and ends with `/`.
-    pub api_prefix: String,
+    pub router: Router,
     /// TCP keep-alive period for upgraded connections; `None`: off.
     pub keepalive: Option<Duration>,
     pub timeouts: ClientTimeouts,
-}
-
-/// Whether the client connection can carry another request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Next {
-    KeepAlive,
-    Close,
 }
 
 /// Lets the listener know when a connection sits between requests, so a
@@ -108,6 +99,18 @@ enum Outgoing {
 }
 
 impl Outgoing {
+    fn framing(&self) -> Framing {
+        match self {
+            Outgoing::None => Framing::None,
+            Outgoing::Buffered(bytes) => Framing::Length(bytes.len() as u64),
+            Outgoing::Stream {
+                kind: BodyKind::Length(n),
+                ..
+            } => Framing::Length(*n),
+            Outgoing::Stream { .. } => Framing::Chunked,
+        }
+    }
+
     fn replayable(&self) -> bool {
         !matches!(self, Outgoing::Stream { .. })
     }
@@ -231,7 +234,7 @@ impl Proxy {
         if head.path() == ALIVE_PATH && head.method == "GET" {
             return local(client, &LocalResponse::text(200, "ok"), after_refusal);
         }
-        let target = match self.route(head) {
+        let target = match self.router.route(head) {
             Ok(target) => target,
             Err(response) => return local(client, &response, after_refusal),
         };
@@ -255,44 +258,7 @@ impl Proxy {
         self.forward(head, target, token, outgoing, client)
     }
 
-    /// Applies `--api-prefix`, the Host rules and the filter. Returns the target
-    /// to send upstream (origin-form, prefix removed, the client's escaping kept).
-    fn route<'h>(&self, head: &'h RequestHead) -> Result<&'h str, LocalResponse> {
-        let host = request_host(head)?;
-        let target = head.origin_form();
-        if !target.starts_with('/') && target != "*" {
-            return Err(LocalResponse::text(400, "bad request target"));
-        }
-        let prefix = self.api_prefix.as_str();
-        let target = if prefix == "/" {
-            target
-        } else if head.path() == prefix.trim_end_matches('/') {
-            // kubectl (Go's ServeMux) redirects the bare prefix to its slash form.
-            let mut moved = LocalResponse::text(301, "Moved Permanently");
-            moved.extra.push_str(&format!("Location: {prefix}\r\n"));
-            return Err(moved);
-        } else if head.path().starts_with(prefix) {
-            &target[prefix.len() - 1..]
-        } else {
-            return Err(LocalResponse::text(404, "404 page not found"));
-        };
-        if let Some(filter) = &self.filter {
-            let path = target.split_once('?').map_or(target, |(path, _)| path);
-            match filter.check(&head.method, path, host) {
-                Ok(()) => {}
-                Err(Refusal::Forbidden) => {
-                    crate::log!(3, "filter refused {} {}", head.method, path);
-                    return Err(LocalResponse::text(403, "Forbidden"));
-                }
-                Err(Refusal::BadPath) => return Err(LocalResponse::text(400, "bad path")),
-            }
-        }
-        Ok(target)
-    }
-
-    /// The request head for the API server: the client's end-to-end headers, with
-    /// the API server's Host, the token unless the client sent its own
-    /// Authorization, X-Forwarded-For appended, and the body's framing.
+    /// The request head for the API server (see [`rewrite::request_head`]).
     fn upstream_head(
         &self,
         head: &RequestHead,
@@ -302,59 +268,16 @@ impl Proxy {
         token: Option<&Token>,
         upgrade: Option<&[u8]>,
     ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(512);
-        out.extend_from_slice(head.method.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(target.as_bytes());
-        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        out.extend_from_slice(self.upstream.authority.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        let mut forwarded_for = Vec::new();
-        for h in head.headers.iter() {
-            let name = h.name.as_str();
-            if !head.headers.is_end_to_end(name) || is_replaced(name) {
-                if name.eq_ignore_ascii_case("X-Forwarded-For") {
-                    if !forwarded_for.is_empty() {
-                        forwarded_for.extend_from_slice(b", ");
-                    }
-                    forwarded_for.extend_from_slice(&h.value);
-                }
-                continue;
-            }
-            push_header(&mut out, name.as_bytes(), &h.value);
-        }
-        if let Some(token) = token {
-            out.extend_from_slice(token.header_line());
-        }
-        if let Some(ip) = peer {
-            if !forwarded_for.is_empty() {
-                forwarded_for.extend_from_slice(b", ");
-            }
-            forwarded_for.extend_from_slice(ip.to_string().as_bytes());
-        }
-        if !forwarded_for.is_empty() {
-            push_header(&mut out, b"X-Forwarded-For", &forwarded_for);
-        }
-        if let Some(protocol) = upgrade {
-            // Hop-by-hop, but this hop asks for the same upgrade (kubectl does too).
-            push_header(&mut out, b"Connection", b"Upgrade");
-            push_header(&mut out, b"Upgrade", protocol);
-        }
-        match body {
-            Outgoing::None => {}
-            Outgoing::Buffered(bytes) => push_header(
-                &mut out,
-                b"Content-Length",
-                bytes.len().to_string().as_bytes(),
-            ),
-            Outgoing::Stream {
-                kind: BodyKind::Length(n),
-                ..
-            } => push_header(&mut out, b"Content-Length", n.to_string().as_bytes()),
-            Outgoing::Stream { .. } => push_header(&mut out, b"Transfer-Encoding", b"chunked"),
-        }
-        out.extend_from_slice(b"\r\n");
-        out
+        let authority = &self.upstream.authority;
+        rewrite::request_head(
+            head,
+            target,
+            authority,
+            peer,
+            body.framing(),
+            token,
+            upgrade,
+        )
     }
 
     /// The token to add: the current one, unless the client brought its own
@@ -750,95 +673,6 @@ fn upgrade_protocol(head: &RequestHead) -> Option<&[u8]> {
         return None;
     }
     head.headers.get("Upgrade").filter(|p| !p.is_empty())
-}
-
-/// The host the request is for, without port: from an absolute-form target, or
-/// else the single Host header.
-fn request_host(head: &RequestHead) -> Result<&str, LocalResponse> {
-    let mut hosts = head.headers.get_all("Host");
-    let (first, second) = (hosts.next(), hosts.next());
-    if second.is_some() {
-        return Err(LocalResponse::text(400, "more than one Host header"));
-    }
-    let authority = match head.absolute_authority() {
-        Some(authority) => authority,
-        None => {
-            let value = first.ok_or_else(|| LocalResponse::text(400, "missing Host header"))?;
-            std::str::from_utf8(value).map_err(|_| LocalResponse::text(400, "bad Host header"))?
-        }
-    };
-    host_without_port(authority.trim()).ok_or_else(|| LocalResponse::text(400, "bad Host header"))
-}
-
-/// Fields that kproxy writes itself rather than copying from the client.
-fn is_replaced(name: &str) -> bool {
-    ["Host", "Content-Length", "Expect", "X-Forwarded-For"]
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name))
-}
-
-fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// The response head for the client: the API server's status and end-to-end
-/// headers, with framing headers for the encoding chosen.
-fn response_head(
-    response: &ResponseHead,
-    kind: BodyKind,
-    encoding: Encoding,
-    next: Next,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    let reason_text = if response.reason.is_empty() {
-        reason(response.code)
-    } else {
-        &response.reason
-    };
-    out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", response.code, reason_text).as_bytes());
-    for h in response.headers.iter() {
-        // Content-Length is kept as sent for bodiless answers (HEAD, 304): it
-        // describes the resource, not this message.
-        let framing = h.name.eq_ignore_ascii_case("Content-Length") && kind != BodyKind::Empty;
-        if response.headers.is_end_to_end(&h.name) && !framing {
-            push_header(&mut out, h.name.as_bytes(), &h.value);
-        }
-    }
-    match (kind, encoding) {
-        (BodyKind::Length(n), _) => {
-            push_header(&mut out, b"Content-Length", n.to_string().as_bytes())
-        }
-        (BodyKind::Chunked | BodyKind::UntilClose, Encoding::Chunked) => {
-            push_header(&mut out, b"Transfer-Encoding", b"chunked")
-        }
-        _ => {}
-    }
-    if next == Next::Close {
-        push_header(&mut out, b"Connection", b"close");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-/// The 101 for the client: the API server's headers, with the upgrade's own
-/// `Connection` and `Upgrade`, which are hop-by-hop but belong to this hop too.
-fn switching_head(response: &ResponseHead) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-    for h in response.headers.iter() {
-        if response.headers.is_end_to_end(&h.name) {
-            push_header(&mut out, h.name.as_bytes(), &h.value);
-        }
-    }
-    push_header(&mut out, b"Connection", b"Upgrade");
-    if let Some(protocol) = response.headers.get("Upgrade") {
-        push_header(&mut out, b"Upgrade", protocol);
-    }
-    out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// Lets a client's body be still for at most `limit` before giving up on it.

@@ -163,11 +163,6 @@ impl<'a, R: BufRead> BodyReader<'a, R> {
         }
     }
 
-    /// Whether the whole body, framing included, has been read.
-    pub fn is_done(&self) -> bool {
-        matches!(self.state, State::Done)
-    }
-
     /// Like [`fill`](Self::fill), on a source with a read timeout: each timeout
     /// asks `on_idle`, with the time since this call began, whether to go on
     /// waiting (`Ok`) or give up (its error).
