@@ -95,7 +95,7 @@ pub struct Filter {
 pub enum Refusal {
     /// kubectl's 403 `Forbidden`.
     Forbidden,
-    /// A path that cannot be decoded (bad `%` escape, or a NUL): 400.
+    /// A path that cannot be decoded (bad `%` escape, or a control character): 400.
     BadPath,
 }
 
@@ -164,7 +164,10 @@ fn percent_decode(raw: &str) -> Option<String> {
             i += 1;
         }
     }
-    if out.contains(&0) {
+    // A control character has no place in a Kubernetes path, and a decoded LF
+    // would let `.*` in a reject rule stop short of `exec` (found by fuzzing:
+    // regex `.` does not match a newline, in Go's RE2 or in regex-lite).
+    if out.iter().any(|b| b.is_ascii_control()) {
         return None;
     }
     // Not UTF-8 after decoding: match on a lossy form, which still shows every ASCII
@@ -202,6 +205,10 @@ mod tests {
             ("/a%zz", None),
             ("/a%2", None),
             ("/a%00b", None),
+            ("/a%0Ab", None),
+            ("/a%0db", None),
+            ("/a%7Fb", None),
+            ("/a%09b", None),
         ] {
             assert_eq!(normalize_path(raw).as_deref(), want, "{raw}");
         }
@@ -246,6 +253,19 @@ mod tests {
                 f.check("POST", path, "localhost"),
                 Err(Refusal::Forbidden),
                 "{path}"
+            );
+        }
+        // Found by fuzzing (fuzz/fuzz_targets/path_filter.rs): with a newline in the
+        // path, `.*` in `^/api/.*/pods/.*/exec` stopped short and exec got through.
+        for path in [
+            "//api/./vv1s[..\nf..ault/pods/@pp%2Fexec",
+            "/api/v1%0A/namespaces/default/pods/p/exec",
+            "/api/v1/namespaces/default/pods/p%0D%0A/exec",
+        ] {
+            assert_eq!(
+                f.check("POST", path, "localhost"),
+                Err(Refusal::BadPath),
+                "{path:?}"
             );
         }
     }

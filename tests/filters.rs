@@ -186,7 +186,14 @@ fn missing_or_repeated_host_is_a_bad_request() {
 fn bad_escapes_in_the_path_are_a_bad_request() {
     let fake = FakeApiServer::start();
     let proxy = Kproxy::in_cluster(&fake, &[]);
-    for path in ["/api/%zz", "/api/%2", "/api/a%00b"] {
+    // A control character (here a newline, which made `.*` stop short of `exec`
+    // in the default reject rule: found by fuzzing) cannot be in a Kubernetes path.
+    for path in [
+        "/api/%zz",
+        "/api/%2",
+        "/api/a%00b",
+        "/api/v1%0A/namespaces/default/pods/p/exec",
+    ] {
         let (code, _, _) = refused_then_served(&proxy, &get(path, "localhost"));
         assert_eq!(code, 400, "{path}");
     }
