@@ -98,20 +98,7 @@ fn a_silent_listener_times_out() {
 fn unix_sockets_and_ipv6_addresses_are_checked_too() {
     let fake = FakeApiServer::start();
     let sock = temp_dir("check").join("k.sock");
-    let sa = fake.sa_dir.to_str().unwrap();
-    let port = fake.port.to_string();
-    let _unix = Kproxy::start(
-        &[
-            "--unix-socket",
-            sock.to_str().unwrap(),
-            "--serviceaccount-dir",
-            sa,
-        ],
-        &[
-            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-            ("KUBERNETES_SERVICE_PORT", &port),
-        ],
-    );
+    let _unix = Kproxy::in_cluster_unix(&fake, &sock);
     assert_eq!(check(&["--unix-socket", sock.to_str().unwrap()]).0, Some(0));
 
     let v6 = Kproxy::in_cluster(&fake, &["--address", "::1"]);

@@ -420,20 +420,7 @@ fn unix_socket_is_private_and_replaces_a_stale_one() {
     let sock = dir.join("kproxy.sock");
     // A stale socket from an earlier run.
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
-    let sa = fake.sa_dir.to_str().unwrap();
-    let port = fake.port.to_string();
-    let mut proxy = Kproxy::start(
-        &[
-            "--unix-socket",
-            sock.to_str().unwrap(),
-            "--serviceaccount-dir",
-            sa,
-        ],
-        &[
-            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
-            ("KUBERNETES_SERVICE_PORT", &port),
-        ],
-    );
+    let mut proxy = Kproxy::in_cluster_unix(&fake, &sock);
     assert_eq!(proxy.addr, sock.to_str().unwrap());
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);

@@ -9,8 +9,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::{BufRead, Read, Write};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -36,24 +36,6 @@ fn footprint(pid: u32) -> Footprint {
         threads: field("Threads:") as usize,
         rss_kib: field("VmRSS:"),
     }
-}
-
-fn send(proxy: &Kproxy, request: &str) -> BufReader<TcpStream> {
-    let mut conn = TcpStream::connect(&proxy.addr).unwrap();
-    conn.set_read_timeout(Some(PATIENCE)).unwrap();
-    conn.write_all(request.as_bytes()).unwrap();
-    BufReader::new(conn)
-}
-
-fn skip_head(reader: &mut BufReader<TcpStream>) -> String {
-    let mut status = String::new();
-    reader.read_line(&mut status).unwrap();
-    let mut line = String::new();
-    while line != "\r\n" {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-    }
-    status
 }
 
 /// One open-and-close of a watch or a tunnel, the `i`th kind of eight.

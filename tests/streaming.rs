@@ -26,18 +26,12 @@ fn next_chunk(reader: &mut impl BufRead) -> Option<String> {
 fn watch_events_arrive_one_by_one_before_the_next_exists() {
     let fake = FakeApiServer::start();
     let proxy = Kproxy::in_cluster(&fake, &[]);
-    let mut conn = TcpStream::connect(&proxy.addr).unwrap();
-    conn.set_read_timeout(Some(PATIENCE)).unwrap();
-    conn.write_all(b"GET /api/v1/namespaces/default/pods?watch=true&gated=1&events=3 HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut reader = BufReader::new(conn);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-    while line != "\r\n" {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-    }
+    let mut reader = send(
+        &proxy,
+        "GET /api/v1/namespaces/default/pods?watch=true&gated=1&events=3 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
+    let status = skip_head(&mut reader);
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     for i in 0..3 {
         if i > 0 {
             // Event i is only written by the fake after this call: receiving event
@@ -145,16 +139,11 @@ fn a_256_mib_download_and_a_128_mib_upload_pass_in_constant_memory() {
 fn a_client_leaving_a_quiet_watch_frees_the_upstream_connection() {
     let fake = FakeApiServer::start();
     let proxy = Kproxy::in_cluster(&fake, &[]);
-    let mut conn = TcpStream::connect(&proxy.addr).unwrap();
-    conn.set_read_timeout(Some(PATIENCE)).unwrap();
-    conn.write_all(b"GET /api/v1/namespaces/default/pods?watch=1&events=2&interval_ms=600000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut reader = BufReader::new(conn);
-    let mut line = String::new();
-    while line != "\r\n" {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-    }
+    let mut reader = send(
+        &proxy,
+        "GET /api/v1/namespaces/default/pods?watch=1&events=2&interval_ms=600000 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
+    skip_head(&mut reader);
     assert!(next_chunk(&mut reader).unwrap().contains("watched-0"));
     assert_eq!(fake.open_connections(), 1);
     // The watch is now quiet for ten minutes; the client leaves.

@@ -87,6 +87,24 @@ impl Kproxy {
         )
     }
 
+    /// kproxy in-cluster against `fake`, listening on the unix socket `sock`.
+    pub fn in_cluster_unix(fake: &FakeApiServer, sock: &std::path::Path) -> Kproxy {
+        let sa = fake.sa_dir.to_str().unwrap();
+        let port = fake.port.to_string();
+        Self::start(
+            &[
+                "--unix-socket",
+                sock.to_str().unwrap(),
+                "--serviceaccount-dir",
+                sa,
+            ],
+            &[
+                ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+                ("KUBERNETES_SERVICE_PORT", &port),
+            ],
+        )
+    }
+
     /// kproxy with kubectl's explicit flags for `fake` (`--server`,
     /// `--certificate-authority`), on a free port, plus `args`.
     pub fn explicit(fake: &FakeApiServer, args: &[&str]) -> Kproxy {
@@ -240,6 +258,27 @@ pub fn raw(addr: &str, request: &[u8]) -> String {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Sends `request` to kproxy on a new connection; the answer is to be read from
+/// the returned reader.
+pub fn send(proxy: &Kproxy, request: &str) -> BufReader<TcpStream> {
+    let mut conn = TcpStream::connect(&proxy.addr).unwrap();
+    conn.set_read_timeout(Some(PATIENCE)).unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    BufReader::new(conn)
+}
+
+/// Reads a response head up to the blank line; returns its status line.
+pub fn skip_head(reader: &mut impl BufRead) -> String {
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let mut line = String::new();
+    while line != "\r\n" {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    status
 }
 
 /// One response read from a keep-alive connection: (status, headers, body).
