@@ -157,15 +157,6 @@ impl Proxy {
             life.busy();
             let head = match head {
                 Ok(Some(head)) => head,
-                Err(HeadError::TimedOut) => {
-                    crate::log!(
-                        2,
-                        "dropped a client that sent no complete request head in time"
-                    );
-                    let timeout = LocalResponse::text(408, "request head timed out");
-                    let _ = timeout.write_to(&mut client.writer, false);
-                    return;
-                }
                 // Closed between requests, or mid-head: nothing to answer.
                 Ok(None) | Err(HeadError::Io(_) | HeadError::Truncated) => return,
                 Err(e) => {

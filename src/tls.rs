@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -220,19 +220,32 @@ impl TlsSource {
     pub fn current(&self) -> (Arc<ClientConfig>, u64) {
         match self {
             TlsSource::Fixed(config) => (config.clone(), 0),
-            TlsSource::File(file) => file.current(),
+            TlsSource::File(file) => {
+                let state = file.checked();
+                (state.config.clone(), state.generation)
+            }
+        }
+    }
+
+    /// Only the generation (looking at the file if it is due): what the pool
+    /// asks on every request, without cloning the settings.
+    pub fn generation(&self) -> u64 {
+        match self {
+            TlsSource::Fixed(_) => 0,
+            TlsSource::File(file) => file.checked().generation,
         }
     }
 }
 
 impl CaFile {
-    fn current(&self) -> (Arc<ClientConfig>, u64) {
+    /// The state, re-read from the file first if the last look is old enough.
+    fn checked(&self) -> MutexGuard<'_, CaState> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.checked.elapsed() >= CA_RELOAD_INTERVAL {
             state.checked = Instant::now();
             self.reload(&mut state);
         }
-        (state.config.clone(), state.generation)
+        state
     }
 
     fn reload(&self, state: &mut CaState) {

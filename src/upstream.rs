@@ -167,7 +167,7 @@ impl Upstream {
     /// if it is due: requests that only ever use pooled connections must still
     /// notice a rotation.
     fn generation(&self) -> u64 {
-        self.config.tls.as_ref().map_or(0, |tls| tls.current().1)
+        self.config.tls.as_ref().map_or(0, |tls| tls.generation())
     }
 
     /// Returns a connection after a complete exchange, for the next request.
@@ -184,7 +184,14 @@ impl Upstream {
         }
         conn.reused = true;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|(c, since)| since.elapsed() < IDLE_TIMEOUT && c.generation == generation);
+        // Entries go in oldest first, and generations only grow, so the first one
+        // says whether any is stale: a full sweep only when there is one to drop.
+        let stale = |(c, since): &(Connection, Instant)| {
+            since.elapsed() >= IDLE_TIMEOUT || c.generation != generation
+        };
+        if idle.first().is_some_and(stale) {
+            idle.retain(|entry| !stale(entry));
+        }
         if idle.len() < MAX_IDLE {
             idle.push((conn, Instant::now()));
         }
