@@ -2,7 +2,7 @@
 //!
 //! A scratch image has no shell or curl, and the kubelet's httpGet and tcpSocket
 //! probes dial the Pod IP, which cannot reach a proxy bound to 127.0.0.1. So the
-//! binary probes itself: it asks the running kproxy for [`crate::proxy::ALIVE_PATH`],
+//! binary probes itself: it asks the running kproxy for [`crate::route::ALIVE_PATH`],
 //! which kproxy answers without the API server, and with `--ready` it also asks
 //! the API server's `/readyz` through the proxy.
 
@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 
 use crate::cli::CheckArgs;
-use crate::proxy::ALIVE_PATH;
+use crate::route::ALIVE_PATH;
 use crate::stream::Stream;
 
 /// Most bytes of an answer read: a health answer is tiny.
@@ -20,6 +20,14 @@ const MAX_ANSWER: u64 = 64 * 1024;
 /// Runs the check. `Err` carries the one-line reason.
 pub fn run(args: &CheckArgs) -> Result<(), String> {
     let (code, body) = get(args, ALIVE_PATH)?;
+    if code == 403 {
+        return Err(format!(
+            "{} refused the check (403): pass --host with a name its --accept-hosts accepts \
+             (sent Host: {})",
+            describe(args),
+            args.host
+        ));
+    }
     if code != 200 || body.trim() != "ok" {
         return Err(format!(
             "{} answers, but not as kproxy does (status {code})",
@@ -47,7 +55,13 @@ fn describe(args: &CheckArgs) -> String {
 
 /// One `GET` with `Connection: close`; returns the status and the body.
 fn get(args: &CheckArgs, path: &str) -> Result<(u16, String), String> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if args.host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(format!("invalid --host {:?}", args.host));
+    }
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        args.host
+    );
     let stream = match &args.unix_socket {
         Some(socket) => UnixStream::connect(socket).map(Stream::Unix),
         None => TcpStream::connect_timeout(&tcp_address(args)?, args.timeout).map(Stream::Tcp),

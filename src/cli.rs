@@ -17,6 +17,9 @@ pub const DEFAULT_ACCEPT_HOSTS: &str = r"^localhost$,^127\.0\.0\.1$,^\[::1\]$";
 pub const DEFAULT_ACCEPT_PATHS: &str = "^.*";
 pub const DEFAULT_REJECT_PATHS: &str = "^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach";
 pub const DEFAULT_REJECT_METHODS: &str = "^$";
+/// kproxy's own: pages served from this machine's loopback names, any port.
+/// Requests without an `Origin` (curl, kubectl, client libraries) always pass.
+pub const DEFAULT_ACCEPT_ORIGINS: &str = r"^https?://localhost(:[0-9]+)?$,^https?://127\.0\.0\.1(:[0-9]+)?$,^https?://\[::1\](:[0-9]+)?$";
 pub const DEFAULT_API_PREFIX: &str = "/";
 pub const DEFAULT_SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// Time allowed for a request head once its first byte has come (and for a
@@ -45,6 +48,7 @@ pub struct Args {
     pub accept_paths: String,
     pub reject_paths: String,
     pub reject_methods: String,
+    pub accept_origins: String,
     pub api_prefix: String,
     pub disable_filter: bool,
     pub unix_socket: Option<PathBuf>,
@@ -93,6 +97,8 @@ pub struct CheckArgs {
     pub port: u16,
     pub unix_socket: Option<PathBuf>,
     pub api_prefix: String,
+    /// The Host header to send: one that kproxy's `--accept-hosts` accepts.
+    pub host: String,
     pub timeout: Duration,
     /// Also ask the API server, through the proxy, whether it is ready.
     pub ready: bool,
@@ -105,6 +111,7 @@ impl Default for CheckArgs {
             port: DEFAULT_PORT,
             unix_socket: None,
             api_prefix: DEFAULT_API_PREFIX.into(),
+            host: "localhost".into(),
             // The kubelet's default probe timeoutSeconds is 1.
             timeout: Duration::from_secs(1),
             ready: false,
@@ -121,6 +128,7 @@ impl Default for Args {
             accept_paths: DEFAULT_ACCEPT_PATHS.into(),
             reject_paths: DEFAULT_REJECT_PATHS.into(),
             reject_methods: DEFAULT_REJECT_METHODS.into(),
+            accept_origins: DEFAULT_ACCEPT_ORIGINS.into(),
             api_prefix: DEFAULT_API_PREFIX.into(),
             disable_filter: false,
             unix_socket: None,
@@ -179,6 +187,7 @@ where
             Long("accept-paths") => args.accept_paths = string(&mut parser)?,
             Long("reject-paths") => args.reject_paths = string(&mut parser)?,
             Long("reject-methods") => args.reject_methods = string(&mut parser)?,
+            Long("accept-origins") => args.accept_origins = string(&mut parser)?,
             Long("api-prefix") => args.api_prefix = string(&mut parser)?,
             Long("disable-filter") => {
                 args.disable_filter = boolean(&mut parser, "--disable-filter")?
@@ -227,6 +236,7 @@ fn parse_check(mut parser: lexopt::Parser) -> Result<Command, UsageError> {
             Long("address") => args.address = string(&mut parser)?,
             Short('u') | Long("unix-socket") => args.unix_socket = Some(path(&mut parser)?),
             Long("api-prefix") => args.api_prefix = string(&mut parser)?,
+            Long("host") => args.host = string(&mut parser)?,
             Long("timeout") => args.timeout = duration(&mut parser, "--timeout")?,
             Long("ready") => args.ready = boolean(&mut parser, "--ready")?,
             other => return Err(other.unexpected().into()),
@@ -348,6 +358,9 @@ Proxy flags (as in kubectl proxy):
       --reject-paths REGEXES   Paths to reject, checked first
                                (default '^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach')
       --reject-methods REGEXES HTTP methods to reject (default '^$', i.e. none)
+      --accept-origins REGEXES Browser origins to accept; requests without an Origin
+                               header (curl, kubectl) always pass (default: http(s) on
+                               localhost, 127.0.0.1 and [::1], any port)
       --api-prefix PREFIX      Serve the API under this prefix (default '/')
       --disable-filter         Turn off all the filters above (unsafe: open to XSRF)
       --keepalive DURATION     TCP keep-alive period of upgraded connections (exec, attach,
@@ -355,8 +368,9 @@ Proxy flags (as in kubectl proxy):
   -v, --v LEVEL                Log verbosity; 4 and above logs one line per request
 
   REGEXES are comma-separated regular expressions, matched anywhere in the value unless
-  anchored, as kubectl does. Paths are matched percent-decoded and with '.', '..' and
-  empty segments removed.
+  anchored, as kubectl does. Paths are matched percent-decoded. A path with '.', '..'
+  or empty segments (in any spelling) is answered 301 to its cleaned form, as kubectl
+  does, and never forwarded as it is.
 
 Cluster flags (as kubectl's global flags):
   -s, --server URL             API server URL (default: in-cluster, from the environment)
@@ -400,6 +414,8 @@ Flags:
       --address ADDR       Address kproxy listens on (default 127.0.0.1)
   -u, --unix-socket PATH   Unix socket kproxy listens on
       --api-prefix PREFIX  kproxy's --api-prefix, for --ready (default '/')
+      --host NAME          Host header to send, one that kproxy's --accept-hosts
+                           accepts (default localhost)
       --timeout DURATION   Give up after this long (default 1s)
       --ready              Also ask the API server, through kproxy, for /readyz.
                            Use it for readiness only: a liveness probe that depends on

@@ -356,6 +356,7 @@ fn filter(
         accept_paths: patterns("--accept-paths", &args.accept_paths)?,
         reject_paths: patterns("--reject-paths", &args.reject_paths)?,
         reject_methods: patterns("--reject-methods", &args.reject_methods)?,
+        accept_origins: patterns("--accept-origins", &args.accept_origins)?,
     }))
 }
 

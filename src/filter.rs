@@ -3,17 +3,18 @@
 //! The rules are kubectl's (`FilterServer` in `proxy_server.go`): reject-paths first,
 //! then reject-methods, then accept only if both accept-paths and accept-hosts match.
 //! Each flag is a comma-separated list of unanchored regular expressions; an empty
-//! list matches nothing. Two places are stricter than kubectl, as a proxy holding a
+//! list matches nothing. Where kproxy differs, it is stricter, as a proxy holding a
 //! service account's power should be:
-//! - the path is matched after percent-decoding *and* removing `.`, `..` and empty
-//!   segments, so `//`, `/./`, `/../`, `%65xec` and `%2F` cannot dodge `--reject-paths`
-//!   (kubectl relies on Go's ServeMux redirect for the dot-segments);
+//! - the path is judged percent-decoded, and only once it is canonical (see
+//!   [`crate::path`]), so `%65xec`, `%2F` and dot-segments cannot dodge `--reject-paths`;
 //! - the host keeps an IPv6 literal's brackets, so the default `^\[::1\]$` matches
-//!   `Host: [::1]:8001` (kubectl strips them and refuses it).
+//!   `Host: [::1]:8001` (kubectl strips them and refuses it);
+//! - a browser page's `Origin` must match `--accept-origins`.
 
 use regex_lite::Regex;
 
 use crate::config::split_host_port;
+use crate::path::CanonicalPath;
 
 /// A comma-separated list of regular expressions, as kubectl's flags take them.
 #[derive(Debug)]
@@ -88,29 +89,60 @@ pub struct Filter {
     pub accept_paths: Patterns,
     pub reject_paths: Patterns,
     pub reject_methods: Patterns,
+    /// Browser origins let through (kproxy's own rule, see [`Filter::admits_client`]).
+    pub accept_origins: Patterns,
 }
 
-/// Why a request may not pass. Each maps to one status code.
+/// Why a request may not pass: kubectl's 403 `Forbidden`, and which rule said so.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// kubectl's 403 `Forbidden`.
-    Forbidden,
-    /// A path that cannot be decoded (bad `%` escape, or a control character): 400.
-    BadPath,
+    RejectedPath,
+    RejectedMethod,
+    PathNotAccepted,
+    HostNotAccepted,
+    OriginNotAccepted,
 }
 
 impl Filter {
-    /// `path` is the raw path (no query) as the client sent it, after the
-    /// `--api-prefix` was stripped; `host` is the host without its port.
-    pub fn check(&self, method: &str, path: &str, host: &str) -> Result<(), Refusal> {
-        let path = normalize_path(path).ok_or(Refusal::BadPath)?;
-        if self.reject_paths.matches(&path) || self.reject_methods.matches(method) {
-            return Err(Refusal::Forbidden);
+    /// kubectl's order: reject-paths, then reject-methods, then accept only if
+    /// accept-paths, the host (and, kproxy's addition, the origin) all match.
+    /// `path` is the canonical path after the `--api-prefix` was stripped; `host`
+    /// is the host without its port; `origin` the `Origin` header, if any.
+    pub fn check(
+        &self,
+        method: &str,
+        path: &CanonicalPath,
+        host: &str,
+        origin: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let path = path.as_str();
+        if self.reject_paths.matches(path) {
+            return Err(Refusal::RejectedPath);
         }
-        if self.accept_paths.matches(&path) && self.accept_hosts.matches(host) {
-            return Ok(());
+        if self.reject_methods.matches(method) {
+            return Err(Refusal::RejectedMethod);
         }
-        Err(Refusal::Forbidden)
+        if !self.accept_paths.matches(path) {
+            return Err(Refusal::PathNotAccepted);
+        }
+        self.admits_client(host, origin)
+    }
+
+    /// Whether the request comes from a client this proxy serves: its Host is
+    /// accepted (kubectl's defence against DNS rebinding) and, if it comes from a
+    /// browser page, so is that page's origin. Browsers apply no same-origin rule
+    /// to WebSocket handshakes or simple requests, and always send `Origin` on
+    /// them; curl, kubectl and client libraries send none. Without this any page
+    /// a person opens could `new WebSocket("ws://127.0.0.1:8001/...")` with the
+    /// token added.
+    pub fn admits_client(&self, host: &str, origin: Option<&str>) -> Result<(), Refusal> {
+        if !self.accept_hosts.matches(host) {
+            return Err(Refusal::HostNotAccepted);
+        }
+        match origin {
+            Some(origin) if !self.accept_origins.matches(origin) => Err(Refusal::OriginNotAccepted),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -121,64 +153,11 @@ pub fn host_without_port(authority: &str) -> Option<&str> {
     split_host_port(authority).map(|(host, _)| host)
 }
 
-/// Percent-decodes a path and resolves it the way a server would: `.` and empty
-/// segments go, `..` removes the segment before it (never above the root).
-/// A decoded `/` (from `%2F`) splits segments too, so it cannot hide `exec`.
-/// Returns `None` for a bad escape or a decoded NUL.
-pub fn normalize_path(raw: &str) -> Option<String> {
-    let decoded = percent_decode(raw)?;
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    let mut path = String::with_capacity(decoded.len() + 1);
-    for segment in &segments {
-        path.push('/');
-        path.push_str(segment);
-    }
-    // Keep a trailing slash: `/api/` and `/api` are different requests to the API server.
-    if path.is_empty() || (decoded.ends_with('/') && !segments.is_empty()) {
-        path.push('/');
-    }
-    Some(path)
-}
-
-fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    // A control character has no place in a Kubernetes path, and a decoded LF
-    // would let `.*` in a reject rule stop short of `exec` (found by fuzzing:
-    // regex `.` does not match a newline, in Go's RE2 or in regex-lite).
-    if out.iter().any(|b| b.is_ascii_control()) {
-        return None;
-    }
-    // Not UTF-8 after decoding: match on a lossy form, which still shows every ASCII
-    // segment name (`exec`, `attach`) exactly as the API server would route it.
-    Some(String::from_utf8_lossy(&out).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli;
+    use crate::path::canonical;
 
     fn default_filter() -> Filter {
         Filter {
@@ -186,42 +165,26 @@ mod tests {
             accept_paths: Patterns::parse(cli::DEFAULT_ACCEPT_PATHS).unwrap(),
             reject_paths: Patterns::parse(cli::DEFAULT_REJECT_PATHS).unwrap(),
             reject_methods: Patterns::parse(cli::DEFAULT_REJECT_METHODS).unwrap(),
+            accept_origins: Patterns::parse(cli::DEFAULT_ACCEPT_ORIGINS).unwrap(),
         }
     }
 
-    #[test]
-    fn normalizes_paths() {
-        for (raw, want) in [
-            ("/", Some("/")),
-            ("", Some("/")),
-            ("/api", Some("/api")),
-            ("/api/", Some("/api/")),
-            ("//api//v1", Some("/api/v1")),
-            ("/api/./v1/../v1/pods", Some("/api/v1/pods")),
-            ("/../../api", Some("/api")),
-            ("/api/v1/pods/p%2Fexec", Some("/api/v1/pods/p/exec")),
-            ("/api/v1/pods/p/%65xec", Some("/api/v1/pods/p/exec")),
-            ("/api/v1/pods/x/%2e%2e/p/exec", Some("/api/v1/pods/p/exec")),
-            ("/a%zz", None),
-            ("/a%2", None),
-            ("/a%00b", None),
-            ("/a%0Ab", None),
-            ("/a%0db", None),
-            ("/a%7Fb", None),
-            ("/a%09b", None),
-        ] {
-            assert_eq!(normalize_path(raw).as_deref(), want, "{raw}");
-        }
+    fn check(f: &Filter, method: &str, path: &str, host: &str) -> Result<(), Refusal> {
+        f.check(method, &canonical(path).unwrap(), host, None)
     }
 
     #[test]
     fn kubectl_order_and_defaults() {
         let f = default_filter();
         let exec = "/api/v1/namespaces/default/pods/p/exec";
-        assert_eq!(f.check("GET", "/api/v1/pods", "localhost"), Ok(()));
-        assert_eq!(f.check("POST", exec, "localhost"), Err(Refusal::Forbidden));
+        assert_eq!(check(&f, "GET", "/api/v1/pods", "localhost"), Ok(()));
         assert_eq!(
-            f.check(
+            check(&f, "POST", exec, "localhost"),
+            Err(Refusal::RejectedPath)
+        );
+        assert_eq!(
+            check(
+                &f,
                 "GET",
                 "/api/v1/namespaces/default/pods/p/portforward",
                 "localhost"
@@ -229,43 +192,61 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            f.check("GET", "/api", "evil.example"),
-            Err(Refusal::Forbidden)
+            check(&f, "GET", "/api", "evil.example"),
+            Err(Refusal::HostNotAccepted)
         );
-        assert_eq!(f.check("GET", "/api", "[::1]"), Ok(()));
-        assert_eq!(f.check("GET", "/api", "LOCALHOST"), Err(Refusal::Forbidden));
-        assert_eq!(f.check("GET", "/a%zz", "localhost"), Err(Refusal::BadPath));
+        assert_eq!(check(&f, "GET", "/api", "[::1]"), Ok(()));
+        assert_eq!(
+            check(&f, "GET", "/api", "LOCALHOST"),
+            Err(Refusal::HostNotAccepted)
+        );
     }
 
     #[test]
-    fn bypass_attempts_are_caught() {
+    fn encoded_names_are_judged_decoded() {
         let f = default_filter();
         for path in [
-            "/api/v1/namespaces/default/pods/p//exec",
-            "/api/v1/namespaces/default/pods/p/./exec",
-            "/api/v1/namespaces/default/pods/x/../p/exec",
             "/api/v1/namespaces/default/pods/p/%65xec",
             "/api/v1/namespaces/default/pods/p%2Fexec",
-            "//api/v1/namespaces/default/pods/p/attach",
-            "/api/v1/namespaces/default/pods/x/%2e%2e/p/attach",
+            "/api/v1/namespaces/default/pods/p%2fattach",
         ] {
             assert_eq!(
-                f.check("POST", path, "localhost"),
-                Err(Refusal::Forbidden),
+                check(&f, "POST", path, "localhost"),
+                Err(Refusal::RejectedPath),
                 "{path}"
             );
         }
-        // Found by fuzzing (fuzz/fuzz_targets/path_filter.rs): with a newline in the
-        // path, `.*` in `^/api/.*/pods/.*/exec` stopped short and exec got through.
-        for path in [
-            "//api/./vv1s[..\nf..ault/pods/@pp%2Fexec",
-            "/api/v1%0A/namespaces/default/pods/p/exec",
-            "/api/v1/namespaces/default/pods/p%0D%0A/exec",
+    }
+
+    #[test]
+    fn origins_from_other_sites_are_refused() {
+        let f = default_filter();
+        let path = canonical("/api/v1/namespaces/default/pods").unwrap();
+        for (origin, want) in [
+            (None, Ok(())),
+            (Some("http://localhost"), Ok(())),
+            (Some("http://localhost:8001"), Ok(())),
+            (Some("https://127.0.0.1:3000"), Ok(())),
+            (Some("http://[::1]:8001"), Ok(())),
+            (
+                Some("https://evil.example"),
+                Err(Refusal::OriginNotAccepted),
+            ),
+            (
+                Some("http://localhost.evil.example"),
+                Err(Refusal::OriginNotAccepted),
+            ),
+            (
+                Some("http://127.0.0.1.evil.example:8001"),
+                Err(Refusal::OriginNotAccepted),
+            ),
+            (Some("null"), Err(Refusal::OriginNotAccepted)),
+            (Some("ws://localhost"), Err(Refusal::OriginNotAccepted)),
         ] {
             assert_eq!(
-                f.check("POST", path, "localhost"),
-                Err(Refusal::BadPath),
-                "{path:?}"
+                f.check("GET", &path, "localhost", origin),
+                want,
+                "{origin:?}"
             );
         }
     }
@@ -274,14 +255,17 @@ mod tests {
     fn empty_list_matches_nothing_and_methods_are_unanchored() {
         let mut f = default_filter();
         f.accept_hosts = Patterns::parse("").unwrap();
-        assert_eq!(f.check("GET", "/api", "localhost"), Err(Refusal::Forbidden));
+        assert_eq!(
+            check(&f, "GET", "/api", "localhost"),
+            Err(Refusal::HostNotAccepted)
+        );
         let mut f = default_filter();
         f.reject_methods = Patterns::parse("POST").unwrap();
         assert_eq!(
-            f.check("DELETEPOST", "/api", "localhost"),
-            Err(Refusal::Forbidden)
+            check(&f, "DELETEPOST", "/api", "localhost"),
+            Err(Refusal::RejectedMethod)
         );
-        assert_eq!(f.check("post", "/api", "localhost"), Ok(()));
+        assert_eq!(check(&f, "post", "/api", "localhost"), Ok(()));
     }
 
     #[test]

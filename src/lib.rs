@@ -13,7 +13,8 @@
 //! - [`credentials`] and [`tls`]: the token and the TLS settings;
 //! - [`listen`]: accept loop, threads, graceful shutdown;
 //! - [`proxy`]: one client connection, request by request;
-//! - [`filter`]: kubectl's accept/reject rules;
+//! - [`route`], [`path`] and [`filter`]: where a request may go: the canonical
+//!   path, kubectl's accept/reject rules;
 //! - [`http`]: heads, bodies and header rules;
 //! - [`upstream`]: the connection pool to the API server;
 //! - [`error`]: what the client sees when something fails.
@@ -27,6 +28,7 @@ pub mod filter;
 pub mod http;
 pub mod listen;
 pub mod log;
+pub mod path;
 pub mod proxy;
 pub mod rewrite;
 pub mod route;

@@ -27,15 +27,10 @@ use crate::http::request::RequestHead;
 use crate::http::response::{LocalResponse, ResponseHead};
 use crate::http::{HeadClock, HeadError, Version};
 use crate::rewrite::{self, response_head, switching_head, Framing, Next};
-use crate::route::Router;
+use crate::route::{Route, Router};
 use crate::stream::{self, Stream};
 use crate::tunnel;
 use crate::upstream::{Connection, Upstream};
-
-/// kproxy answers this path itself, whatever the prefix and filter, so that
-/// `kproxy check` can tell a live kproxy from anything else on the port without
-/// involving the API server (which has no such path).
-pub const ALIVE_PATH: &str = "/.kproxy/alive";
 
 /// Request bodies up to this size are read before they are sent, so that a
 /// request on a stale pooled connection can be sent again on a fresh one.
@@ -222,11 +217,14 @@ impl Proxy {
         } else {
             Next::Close
         };
-        if head.path() == ALIVE_PATH && head.method == "GET" {
-            return local(client, &LocalResponse::text(200, "ok"), after_refusal);
-        }
         let target = match self.router.route(head) {
-            Ok(target) => target,
+            Ok(Route::Forward(target)) => target,
+            Ok(Route::Alive) => {
+                return local(client, &LocalResponse::text(200, "ok"), after_refusal)
+            }
+            Ok(Route::ServerOptions) => {
+                return local(client, &LocalResponse::empty(200), after_refusal)
+            }
             Err(response) => return local(client, &response, after_refusal),
         };
         let outgoing = match self.receive_body(head, kind, client) {

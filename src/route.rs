@@ -1,12 +1,20 @@
-//! Where a request may go: `--api-prefix`, the Host rules and kubectl's filter.
+//! Where a request may go: the Host and Origin rules, the path's canonical form,
+//! kproxy's own paths, `--api-prefix` and kubectl's filter.
 //!
 //! Decides only; refusals come back as the response to send. What is forwarded
-//! keeps the client's escaping (kubectl does the same); the filter sees the path
-//! normalised (see [`crate::filter`]).
+//! keeps the client's escaping (kubectl does the same), and is only forwarded
+//! when it is canonical, so the filter judged exactly that path (see [`crate::path`]).
 
 use crate::filter::{host_without_port, Filter, Refusal};
 use crate::http::request::RequestHead;
 use crate::http::response::LocalResponse;
+use crate::path::{canonical, PathError};
+
+/// kproxy answers this path itself, whatever the prefix, so that `kproxy check`
+/// can tell a live kproxy from anything else on the port without involving the
+/// API server (which has no such path). Only for an accepted Host and Origin,
+/// so that a page in a browser cannot use it to find kproxy.
+pub const ALIVE_PATH: &str = "/.kproxy/alive";
 
 pub struct Router {
     /// `None` with `--disable-filter`.
@@ -15,41 +23,92 @@ pub struct Router {
     pub api_prefix: String,
 }
 
+/// Where a request goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route<'h> {
+    /// `GET /.kproxy/alive`: answered by kproxy.
+    Alive,
+    /// `OPTIONS *`: answered by kproxy, as Go's server (and so kubectl) does.
+    ServerOptions,
+    /// To the API server, with this origin-form target (prefix removed, the
+    /// client's escaping kept).
+    Forward(&'h str),
+}
+
 impl Router {
-    /// Applies `--api-prefix`, the Host rules and the filter. Returns the target
-    /// to send upstream (origin-form, prefix removed, the client's escaping kept).
-    pub fn route<'h>(&self, head: &'h RequestHead) -> Result<&'h str, LocalResponse> {
+    pub fn route<'h>(&self, head: &'h RequestHead) -> Result<Route<'h>, LocalResponse> {
         let host = request_host(head)?;
         let target = head.origin_form();
-        if !target.starts_with('/') && target != "*" {
+        if target == "*" {
+            return match head.method.as_str() {
+                "OPTIONS" => Ok(Route::ServerOptions),
+                _ => Err(LocalResponse::text(400, "bad request target")),
+            };
+        }
+        if !target.starts_with('/') {
             return Err(LocalResponse::text(400, "bad request target"));
         }
-        let prefix = self.api_prefix.as_str();
-        let target = if prefix == "/" {
-            target
-        } else if head.path() == prefix.trim_end_matches('/') {
-            // kubectl (Go's ServeMux) redirects the bare prefix to its slash form.
-            let mut moved = LocalResponse::text(301, "Moved Permanently");
-            moved.extra.push_str(&format!("Location: {prefix}\r\n"));
-            return Err(moved);
-        } else if head.path().starts_with(prefix) {
-            &target[prefix.len() - 1..]
-        } else {
-            return Err(LocalResponse::text(404, "404 page not found"));
-        };
-        if let Some(filter) = &self.filter {
-            let path = target.split_once('?').map_or(target, |(path, _)| path);
-            match filter.check(&head.method, path, host) {
-                Ok(()) => {}
-                Err(Refusal::Forbidden) => {
-                    crate::log!(3, "filter refused {} {}", head.method, path);
-                    return Err(LocalResponse::text(403, "Forbidden"));
-                }
-                Err(Refusal::BadPath) => return Err(LocalResponse::text(400, "bad path")),
+        match canonical(head.path()) {
+            Ok(_) => {}
+            Err(PathError::Undecodable) => return Err(LocalResponse::text(400, "bad path")),
+            Err(PathError::NotCanonical(cleaned)) => {
+                return Err(moved(&cleaned, head.query()));
             }
         }
-        Ok(target)
+        let origin = request_origin(head)?;
+        if let Some(filter) = &self.filter {
+            filter
+                .admits_client(host, origin)
+                .map_err(|why| refuse(head, why))?;
+        }
+        if head.path() == ALIVE_PATH && head.method == "GET" {
+            return Ok(Route::Alive);
+        }
+        let target = self.strip_prefix(head, target)?;
+        if let Some(filter) = &self.filter {
+            let path = target.split_once('?').map_or(target, |(path, _)| path);
+            // The prefix is plain text: what is left of a canonical path is canonical.
+            let path = canonical(path).map_err(|_| LocalResponse::text(400, "bad path"))?;
+            filter
+                .check(&head.method, &path, host, origin)
+                .map_err(|why| refuse(head, why))?;
+        }
+        Ok(Route::Forward(target))
     }
+
+    /// `--api-prefix`: 404 outside it, 301 for the bare prefix (Go's ServeMux
+    /// adds the slash), and the target without it otherwise.
+    fn strip_prefix<'t>(
+        &self,
+        head: &RequestHead,
+        target: &'t str,
+    ) -> Result<&'t str, LocalResponse> {
+        let prefix = self.api_prefix.as_str();
+        if prefix == "/" {
+            Ok(target)
+        } else if head.path() == prefix.trim_end_matches('/') {
+            Err(moved(prefix, head.query()))
+        } else if head.path().starts_with(prefix) {
+            Ok(&target[prefix.len() - 1..])
+        } else {
+            Err(LocalResponse::text(404, "404 page not found"))
+        }
+    }
+}
+
+/// kubectl's (Go's ServeMux's) redirect, keeping the query.
+fn moved(path: &str, query: Option<&str>) -> LocalResponse {
+    let mut response = LocalResponse::text(301, "Moved Permanently");
+    let query = query.map_or(String::new(), |q| format!("?{q}"));
+    response
+        .extra
+        .push_str(&format!("Location: {path}{query}\r\n"));
+    response
+}
+
+fn refuse(head: &RequestHead, why: Refusal) -> LocalResponse {
+    crate::log!(3, "filter refused {} {}: {why:?}", head.method, head.path());
+    LocalResponse::text(403, "Forbidden")
 }
 
 /// The host the request is for, without port: from an absolute-form target, or
@@ -68,4 +127,19 @@ fn request_host(head: &RequestHead) -> Result<&str, LocalResponse> {
         }
     };
     host_without_port(authority.trim()).ok_or_else(|| LocalResponse::text(400, "bad Host header"))
+}
+
+/// The browser origin the request comes from, if any. More than one `Origin`
+/// field is not something a browser sends: refused rather than guessed.
+fn request_origin(head: &RequestHead) -> Result<Option<&str>, LocalResponse> {
+    let mut origins = head.headers.get_all("Origin");
+    let (first, second) = (origins.next(), origins.next());
+    if second.is_some() {
+        return Err(LocalResponse::text(400, "more than one Origin header"));
+    }
+    first
+        .map(|value| {
+            std::str::from_utf8(value).map_err(|_| LocalResponse::text(400, "bad Origin header"))
+        })
+        .transpose()
 }

@@ -52,6 +52,26 @@ fn a_live_kproxy_passes_and_readiness_follows_the_api_server() {
 }
 
 #[test]
+fn a_probe_names_a_host_that_accept_hosts_accepts() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &[r"--accept-hosts=^kproxy\.local$"]);
+    let port = proxy.port().to_string();
+    let (code, err) = check(&["--port", &port]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("refused the check (403)") && err.contains("--host"),
+        "{err}"
+    );
+    assert_eq!(
+        check(&["--port", &port, "--host", "kproxy.local"]),
+        (Some(0), String::new())
+    );
+    let (code, err) = check(&["--port", &port, "--host", "a b"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("invalid --host"), "{err}");
+}
+
+#[test]
 fn nothing_listening_fails_with_the_reason() {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -34,19 +34,15 @@ fn get(path: &str, host: &str) -> String {
 }
 
 #[test]
-fn exec_and_attach_are_refused_by_default_and_tricks_do_not_help() {
+fn exec_and_attach_are_refused_by_default_whatever_the_escaping() {
     let fake = FakeApiServer::start();
     let proxy = Kproxy::in_cluster(&fake, &[]);
     for path in [
         EXEC,
         "/api/v1/namespaces/default/pods/p/attach",
-        "/api/v1/namespaces/default/pods/p//exec",
-        "//api/v1/namespaces/default/pods/p/exec",
-        "/api/v1/namespaces/default/pods/p/./exec",
-        "/api/v1/namespaces/default/pods/x/../p/exec",
         "/api/v1/namespaces/default/pods/p/%65xec",
         "/api/v1/namespaces/default/pods/p%2Fexec",
-        "/api/v1/namespaces/default/pods/x/%2e%2e/p/attach",
+        "/api/v1/namespaces/default/pods/p%2fattach",
         "/api/v1/namespaces/default/pods/p/exec?command=ls",
     ] {
         let (code, headers, body) = refused_then_served(&proxy, &get(path, "localhost"));
@@ -62,6 +58,118 @@ fn exec_and_attach_are_refused_by_default_and_tricks_do_not_help() {
             .all(|r| !r.target.contains("exec") && !r.target.contains("attach")),
         "a refused request reached the API server"
     );
+}
+
+/// Every spelling of a dot-segment or an empty segment, and where kubectl's
+/// ServeMux would send it: (path, Location).
+const NON_CANONICAL: &[(&str, &str)] = &[
+    // The review's case: with `--reject-paths=...,^/api/v1/nodes/.*/proxy` the API
+    // server would route this to the kubelet's /run (command execution).
+    (
+        "/api/v1/nodes/node1/proxy/../../../run/kube-system/etcd-node1/etcd",
+        "/api/v1/run/kube-system/etcd-node1/etcd",
+    ),
+    (
+        "/api/v1/nodes/node1/proxy/%2e%2e/%2e%2e/%2e%2e/run/kube-system/etcd-node1/etcd",
+        "/api/v1/run/kube-system/etcd-node1/etcd",
+    ),
+    (
+        "/api/v1/nodes/node1/proxy/%2E%2e/x",
+        "/api/v1/nodes/node1/x",
+    ),
+    ("/api/v1/nodes/node1/proxy/.%2e/x", "/api/v1/nodes/node1/x"),
+    (
+        "/api/v1/nodes/node1/proxy/%2e/x",
+        "/api/v1/nodes/node1/proxy/x",
+    ),
+    (
+        "/api/v1/nodes/node1/proxy/./x",
+        "/api/v1/nodes/node1/proxy/x",
+    ),
+    (
+        "/api/v1/nodes/node1/proxy/x%2F..%2F..%2Fy",
+        "/api/v1/nodes/node1/y",
+    ),
+    (
+        "/api/v1/nodes/node1/proxy/x/..",
+        "/api/v1/nodes/node1/proxy",
+    ),
+    ("/api/v1/nodes/node1/proxy/..", "/api/v1/nodes/node1"),
+    // With the default filter, this reached the exec handler (with an empty name).
+    (
+        "/api/v1/namespaces/default/pods//exec",
+        "/api/v1/namespaces/default/pods/exec",
+    ),
+    (
+        "//api/v1/namespaces/default/pods/p/exec",
+        "/api/v1/namespaces/default/pods/p/exec",
+    ),
+    (
+        "/api/v1/namespaces/default/pods/x/../p/exec?command=ls",
+        "/api/v1/namespaces/default/pods/p/exec?command=ls",
+    ),
+];
+
+#[test]
+fn non_canonical_paths_are_moved_and_never_forwarded() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(
+        &fake,
+        &["--reject-paths=^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach,^/api/v1/nodes/.*/proxy"],
+    );
+    for (path, location) in NON_CANONICAL {
+        let (code, headers, _) = refused_then_served(&proxy, &get(path, "localhost"));
+        assert_eq!(code, 301, "{path}");
+        assert_eq!(header(&headers, "Location"), Some(*location), "{path}");
+    }
+    let received: Vec<String> = fake.requests().into_iter().map(|r| r.target).collect();
+    assert!(
+        received.iter().all(|t| t == "/api"),
+        "only the follow-up requests reach the API server: {received:?}"
+    );
+}
+
+#[test]
+fn following_the_move_is_judged_again() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(
+        &fake,
+        &[
+            "--accept-paths=^/api/v1/namespaces/default/",
+            "--reject-paths=^/api/v1/namespaces/kube-system/",
+        ],
+    );
+    // Out of the accepted namespace through a proxy subresource's tail: the
+    // cleaned path is judged (and refused) before anything is forwarded.
+    for path in [
+        "/api/v1/namespaces/default/pods/x/proxy/../../../../kube-system/pods/p",
+        "/api/v1/namespaces/default/services/x/proxy/%2e%2e/%2E%2E/%2e./.%2E/kube-system/pods/p",
+    ] {
+        let (_, out, _) = curl(&[
+            "-L",
+            "--path-as-is",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{num_redirects}",
+            &proxy.url(path),
+        ]);
+        assert_eq!(out, "403 1", "{path}");
+    }
+    // A clean path after the move is forwarded exactly as the filter judged it.
+    let (_, out, _) = curl(&[
+        "-L",
+        "--path-as-is",
+        "-w",
+        " %{http_code}",
+        &proxy.url("/api/v1/namespaces/default/pods/x/../p"),
+    ]);
+    assert!(
+        out.ends_with(" 200") && out.contains(r#""name":"p""#),
+        "{out}"
+    );
+    let received: Vec<String> = fake.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(received, ["/api/v1/namespaces/default/pods/p"]);
 }
 
 #[test]
@@ -120,7 +228,7 @@ fn accept_paths_limits_what_passes() {
     assert_eq!(
         curl_status(
             &proxy.url("/api/v1/namespaces/default/pods/../../kube-system/pods/a"),
-            &["--path-as-is"]
+            &["--path-as-is", "-L"]
         ),
         403
     );
@@ -251,4 +359,86 @@ fn disable_filter_lets_everything_through_with_a_warning() {
         "{}",
         proxy.stderr()
     );
+}
+
+/// A request with an `Origin` header, as a browser page sends it.
+fn from_origin(path: &str, origin: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:8001\r\nOrigin: {origin}\r\n{extra}\r\n")
+}
+
+const WEBSOCKET: &str =
+    "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                         Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n";
+
+#[test]
+fn pages_from_other_sites_are_refused_before_the_api_server() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &[]);
+    let watch = "/api/v1/namespaces/default/pods?watch=1";
+    let forward = "/api/v1/namespaces/default/pods/p/portforward";
+    for origin in [
+        "https://evil.example",
+        "http://localhost.evil.example",
+        "http://127.0.0.1.evil.example:8001",
+        "null",
+    ] {
+        // A cross-site WebSocket: browsers apply no same-origin rule to these.
+        let mut reply = send(&proxy, &from_origin(forward, origin, WEBSOCKET));
+        assert_eq!(read_response(&mut reply).0, 403, "{origin}");
+        let (code, _, body) = refused_then_served(&proxy, &from_origin(watch, origin, ""));
+        assert_eq!((code, body.as_str()), (403, "Forbidden\n"), "{origin}");
+    }
+    assert!(
+        fake.requests().iter().all(|r| r.target == "/api"),
+        "a cross-site request reached the API server: {:?}",
+        fake.requests()
+    );
+    // Pages from this machine, and clients that send no Origin, are served.
+    for origin in [
+        "http://localhost:3000",
+        "https://127.0.0.1",
+        "http://[::1]:8001",
+    ] {
+        let (code, _, _) = refused_then_served(&proxy, &from_origin("/api", origin, ""));
+        assert_eq!(code, 200, "{origin}");
+    }
+    let mut reply = send(
+        &proxy,
+        &from_origin(forward, "http://localhost:8001", WEBSOCKET),
+    );
+    assert!(skip_head(&mut reply).starts_with("HTTP/1.1 101 "));
+}
+
+#[test]
+fn accept_origins_and_disable_filter_change_the_origin_rule() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &[r"--accept-origins=^https://dashboard\.example$"]);
+    let (ok, _, _) = refused_then_served(
+        &proxy,
+        &from_origin("/api", "https://dashboard.example", ""),
+    );
+    let (local, _, _) =
+        refused_then_served(&proxy, &from_origin("/api", "http://localhost:3000", ""));
+    assert_eq!((ok, local), (200, 403));
+
+    let proxy = Kproxy::in_cluster(&fake, &["--disable-filter"]);
+    let (code, _, _) =
+        refused_then_served(&proxy, &from_origin("/api", "https://evil.example", ""));
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn the_alive_path_answers_only_accepted_hosts_and_origins() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &[]);
+    let alive = "/.kproxy/alive";
+    let (code, _, body) = refused_then_served(&proxy, &get(alive, "localhost"));
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    // A DNS-rebinding page sends its own name as Host; a cross-site page its origin.
+    let (code, _, _) = refused_then_served(&proxy, &get(alive, "rebind.evil.example:8001"));
+    assert_eq!(code, 403);
+    let (code, _, _) = refused_then_served(&proxy, &from_origin(alive, "https://evil.example", ""));
+    assert_eq!(code, 403);
+    assert!(fake.requests().iter().all(|r| r.target == "/api"));
 }

@@ -1,10 +1,12 @@
-//! Path normalisation and kubectl's filter: never panic; a normalised path is
-//! absolute and has no empty, `.` or `..` segment left; and whatever the
-//! spelling, a path that resolves to a pod's `exec` is refused by the defaults.
+//! The canonical path and kubectl's filter: never panic; a path judged is
+//! absolute and has no empty, `.` or `..` segment; a path moved elsewhere is
+//! moved to one that is judged at once (no redirect loop); and whatever the
+//! spelling, a judged path naming a pod's `exec` is refused by the defaults.
 #![no_main]
 
 use kproxy::cli;
-use kproxy::filter::{normalize_path, Filter, Patterns, Refusal};
+use kproxy::filter::{Filter, Patterns, Refusal};
+use kproxy::path::{canonical, PathError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,22 +16,28 @@ fuzz_target!(|data: &[u8]| {
         accept_paths: Patterns::parse(cli::DEFAULT_ACCEPT_PATHS).unwrap(),
         reject_paths: Patterns::parse(cli::DEFAULT_REJECT_PATHS).unwrap(),
         reject_methods: Patterns::parse(cli::DEFAULT_REJECT_METHODS).unwrap(),
+        accept_origins: Patterns::parse(cli::DEFAULT_ACCEPT_ORIGINS).unwrap(),
     };
-    let verdict = filter.check("POST", path, "localhost");
-    let Some(normal) = normalize_path(path) else {
-        assert_eq!(verdict, Err(Refusal::BadPath));
-        return;
+    let judged = match canonical(path) {
+        Ok(judged) => judged,
+        Err(PathError::Undecodable) => return,
+        Err(PathError::NotCanonical(to)) => {
+            assert!(canonical(&to).is_ok(), "{path:?} moved to {to:?}, not clean");
+            return;
+        }
     };
+    let normal = judged.as_str();
     assert!(normal.starts_with('/'));
     let inner = normal.trim_end_matches('/');
     assert!(!inner.contains("//") && !inner.contains("/./") && !inner.contains("/../"));
     assert!(!inner.ends_with("/.") && !inner.ends_with("/.."));
+    let verdict = filter.check("POST", &judged, "localhost", None);
     let segments: Vec<&str> = normal.split('/').collect();
     let is_exec = segments.len() >= 6
         && segments[1] == "api"
         && segments.iter().rev().nth(2) == Some(&"pods")
         && segments.last() == Some(&"exec");
     if is_exec {
-        assert_eq!(verdict, Err(Refusal::Forbidden), "{path} -> {normal}");
+        assert_eq!(verdict, Err(Refusal::RejectedPath), "{path} -> {normal}");
     }
 });

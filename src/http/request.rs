@@ -68,6 +68,11 @@ impl RequestHead {
             .map_or(path_and_query, |(path, _)| path)
     }
 
+    /// The query of the target, without its `?`, if it has one.
+    pub fn query(&self) -> Option<&str> {
+        self.origin_form().split_once('?').map(|(_, query)| query)
+    }
+
     /// The target in origin-form (`/path?query`), as it is sent upstream.
     pub fn origin_form(&self) -> &str {
         match self.absolute_authority_and_rest() {

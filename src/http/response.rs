@@ -103,6 +103,16 @@ impl LocalResponse {
         }
     }
 
+    /// No body at all (`OPTIONS *`).
+    pub fn empty(code: u16) -> LocalResponse {
+        LocalResponse {
+            code,
+            content_type: "text/plain; charset=utf-8",
+            body: String::new(),
+            extra: String::new(),
+        }
+    }
+
     /// A Kubernetes `Status` object, which kubectl and client-go show as the
     /// error message ("Error from server (Timeout): ...").
     pub fn status(code: u16, reason: &str, message: &str) -> LocalResponse {
