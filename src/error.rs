@@ -44,6 +44,7 @@ impl ProxyError {
     /// The answer for the client.
     pub fn response(&self) -> LocalResponse {
         match self {
+            ProxyError::BadRequest(HeadError::NoRoom) => no_room(),
             ProxyError::BadRequest(e) => LocalResponse::text(request_status(e), &self.to_string()),
             ProxyError::Connect(e) if e.is_timeout() => {
                 LocalResponse::status(504, "Timeout", &self.to_string())
@@ -51,6 +52,15 @@ impl ProxyError {
             _ => LocalResponse::status(502, "BadGateway", &self.to_string()),
         }
     }
+}
+
+/// A large request (head or kept body) while the memory budget for them is
+/// spent: try again shortly (see [`crate::budget`]).
+pub fn no_room() -> LocalResponse {
+    let mut response =
+        LocalResponse::status(503, "ServiceUnavailable", &HeadError::NoRoom.to_string());
+    response.extra.push_str("Retry-After: 1\r\n");
+    response
 }
 
 fn request_status(e: &HeadError) -> u16 {

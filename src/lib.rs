@@ -13,18 +13,21 @@
 //! - [`credentials`] and [`tls`]: the token and the TLS settings;
 //! - [`listen`]: accept loop, threads, graceful shutdown;
 //! - [`proxy`]: one client connection, request by request;
+//! - [`forward`]: one exchange with the API server, and [`budget`], what large ones may hold;
 //! - [`route`], [`path`] and [`filter`]: where a request may go: the canonical
 //!   path, kubectl's accept/reject rules;
 //! - [`http`]: heads, bodies and header rules;
 //! - [`upstream`]: the connection pool to the API server;
 //! - [`error`]: what the client sees when something fails.
 
+pub mod budget;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod filter;
+pub mod forward;
 pub mod http;
 pub mod listen;
 pub mod log;
@@ -45,6 +48,10 @@ use config::Config;
 use listen::{Listener, Shutdown};
 use proxy::Proxy;
 use upstream::Upstream;
+
+/// Memory that all connections together may hold for large request heads and
+/// kept bodies (see [`budget`]): room for about 40 of the largest at once.
+pub const LARGE_REQUEST_BUDGET: usize = 8 << 20;
 
 /// Binds the listener and serves until `on_listening`'s shutdown is triggered.
 /// `on_listening` receives the listener (to wake it) once the
@@ -67,6 +74,7 @@ pub fn run(
         },
         keepalive: config.keepalive,
         timeouts: config.timeouts,
+        budget: budget::Budget::new(LARGE_REQUEST_BUDGET),
     });
     let mut stdout = std::io::stdout();
     // kubectl's exact line: scripts wait for it to know the port is open.

@@ -227,8 +227,10 @@ pub fn accept_loop(
                     turn_away(stream, max_connections);
                     continue;
                 }
-                // Reads wake every second, so a connection can keep its own deadlines.
+                // Reads wake every second, so a connection can keep its own deadlines;
+                // a write stuck for the header timeout means a client not reading.
                 stream.set_read_wake();
+                stream.set_write_timeout(Some(proxy.timeouts.header));
                 spawn(stream, peer, proxy, shutdown);
             }
             Err(e) => {

@@ -5,6 +5,7 @@
 //! §7.6.1); kproxy then adds what belongs to its own hop: Host, the token,
 //! X-Forwarded-For, the body's framing, and `Connection` where needed.
 
+use std::io::{self, IoSlice, Write};
 use std::net::IpAddr;
 
 use crate::credentials::Token;
@@ -27,63 +28,145 @@ pub enum Next {
     Close,
 }
 
-/// The request head for the API server: the client's end-to-end headers, with
-/// the API server's Host (`authority`), the token unless the client sent its own
-/// Authorization, X-Forwarded-For appended, and the body's framing.
-pub fn request_head(
-    head: &RequestHead,
-    target: &str,
-    authority: &str,
-    peer: Option<IpAddr>,
-    framing: Framing,
-    token: Option<&Token>,
-    upgrade: Option<&[u8]>,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(head.method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-    out.extend_from_slice(authority.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let mut forwarded_for = Vec::new();
-    for h in head.headers.iter() {
-        let name = h.name.as_str();
-        if !head.headers.is_end_to_end(name) || is_replaced(name) {
-            if name.eq_ignore_ascii_case("X-Forwarded-For") {
-                if !forwarded_for.is_empty() {
-                    forwarded_for.extend_from_slice(b", ");
-                }
-                forwarded_for.extend_from_slice(&h.value);
+/// The request head for the API server, all but its last lines: the token and
+/// the body's framing are added as it is sent (see [`UpstreamHead::slices`]), so
+/// that a retry with a rotated token, or with a body read in another framing,
+/// costs no rebuild. It outlives the client's head, whose buffer can go.
+#[derive(Debug)]
+pub struct UpstreamHead {
+    bytes: Vec<u8>,
+    method_len: usize,
+}
+
+impl UpstreamHead {
+    /// The client's end-to-end headers, with the API server's Host
+    /// (`authority`), X-Forwarded-For appended, and the client's Authorization
+    /// dropped if kproxy adds its token (`adds_token`).
+    pub fn new(
+        head: &RequestHead,
+        target: &str,
+        authority: &str,
+        peer: Option<IpAddr>,
+        adds_token: bool,
+        upgrade: Option<&[u8]>,
+    ) -> UpstreamHead {
+        let mut out = Vec::with_capacity(256 + target.len());
+        out.extend_from_slice(head.method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        out.extend_from_slice(authority.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let replaced = |name: &str| {
+            is_replaced(name) || (adds_token && name.eq_ignore_ascii_case("Authorization"))
+        };
+        for h in head.headers.iter() {
+            if head.headers.is_end_to_end(h.name) && !replaced(h.name) {
+                push_header(&mut out, h.name.as_bytes(), h.value);
             }
-            continue;
         }
-        push_header(&mut out, name.as_bytes(), &h.value);
+        forwarded_for(&mut out, head, peer);
+        if let Some(protocol) = upgrade {
+            // Hop-by-hop, but this hop asks for the same upgrade (kubectl does too).
+            push_header(&mut out, b"Connection", b"Upgrade");
+            push_header(&mut out, b"Upgrade", protocol);
+        }
+        UpstreamHead {
+            bytes: out,
+            method_len: head.method.len(),
+        }
     }
-    if let Some(token) = token {
-        out.extend_from_slice(token.header_line());
+
+    pub fn method(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.method_len]).unwrap_or("")
+    }
+
+    /// The target as sent upstream (origin-form).
+    pub fn target(&self) -> &str {
+        let line = &self.bytes[self.method_len + 1..];
+        let end = line.iter().position(|&b| b == b' ').unwrap_or(0);
+        std::str::from_utf8(&line[..end]).unwrap_or("")
+    }
+
+    /// Bytes held, for the memory budget.
+    pub fn len(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The whole head as slices to write in one go: these bytes, the token's
+    /// line, then `end` (see [`HeadEnd`]), then `body`.
+    pub fn slices<'a>(
+        &'a self,
+        token: Option<&'a Token>,
+        end: &'a HeadEnd,
+        body: &'a [u8],
+    ) -> [IoSlice<'a>; 4] {
+        [
+            IoSlice::new(&self.bytes),
+            IoSlice::new(token.map_or(&[][..], |t| t.header_line())),
+            IoSlice::new(end.as_bytes()),
+            IoSlice::new(body),
+        ]
+    }
+}
+
+/// The framing line and the blank line that end a request head, formatted on the
+/// stack.
+pub struct HeadEnd {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl HeadEnd {
+    pub fn new(framing: Framing) -> HeadEnd {
+        let mut end = HeadEnd {
+            buf: [0; 48],
+            len: 0,
+        };
+        let mut cursor = io::Cursor::new(&mut end.buf[..]);
+        // 48 bytes hold the longest line ("Content-Length: " and 20 digits).
+        let _ = match framing {
+            Framing::None => cursor.write_all(b"\r\n"),
+            Framing::Length(n) => write!(cursor, "Content-Length: {n}\r\n\r\n"),
+            Framing::Chunked => cursor.write_all(b"Transfer-Encoding: chunked\r\n\r\n"),
+        };
+        end.len = cursor.position() as usize;
+        end
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// X-Forwarded-For: the client's own values, then the client's address, as one
+/// field (kubectl's ReverseProxy joins them; the API server reads only the first).
+fn forwarded_for(out: &mut Vec<u8>, head: &RequestHead, peer: Option<IpAddr>) {
+    let mut prior = head.headers.get_all("X-Forwarded-For");
+    let first = prior.next();
+    if first.is_none() && peer.is_none() {
+        return;
+    }
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    let mut any = false;
+    for value in first.into_iter().chain(prior) {
+        if any {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(value);
+        any = true;
     }
     if let Some(ip) = peer {
-        if !forwarded_for.is_empty() {
-            forwarded_for.extend_from_slice(b", ");
+        if any {
+            out.extend_from_slice(b", ");
         }
-        forwarded_for.extend_from_slice(ip.to_string().as_bytes());
-    }
-    if !forwarded_for.is_empty() {
-        push_header(&mut out, b"X-Forwarded-For", &forwarded_for);
-    }
-    if let Some(protocol) = upgrade {
-        // Hop-by-hop, but this hop asks for the same upgrade (kubectl does too).
-        push_header(&mut out, b"Connection", b"Upgrade");
-        push_header(&mut out, b"Upgrade", protocol);
-    }
-    match framing {
-        Framing::None => {}
-        Framing::Length(n) => push_header(&mut out, b"Content-Length", n.to_string().as_bytes()),
-        Framing::Chunked => push_header(&mut out, b"Transfer-Encoding", b"chunked"),
+        let _ = write!(out, "{ip}");
     }
     out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// Fields that kproxy writes itself rather than copying from the client.
@@ -100,59 +183,132 @@ fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The response head for the client: the API server's status and end-to-end
-/// headers, with framing headers for the encoding chosen.
-pub fn response_head(
+fn write_header(out: &mut impl Write, name: &[u8], value: &[u8]) -> io::Result<()> {
+    out.write_all(name)?;
+    out.write_all(b": ")?;
+    out.write_all(value)?;
+    out.write_all(b"\r\n")
+}
+
+/// Writes the response head for the client: the API server's status and
+/// end-to-end headers, with framing headers for the encoding chosen.
+pub fn write_response_head(
+    out: &mut impl Write,
     response: &ResponseHead,
     kind: BodyKind,
     encoding: Encoding,
     next: Next,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+) -> io::Result<()> {
     let reason_text = if response.reason.is_empty() {
         reason(response.code)
     } else {
-        &response.reason
+        response.reason
     };
-    out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", response.code, reason_text).as_bytes());
+    write!(out, "HTTP/1.1 {} {reason_text}\r\n", response.code)?;
     for h in response.headers.iter() {
         // Content-Length is kept as sent for bodiless answers (HEAD, 304): it
         // describes the resource, not this message.
         let framing = h.name.eq_ignore_ascii_case("Content-Length") && kind != BodyKind::Empty;
-        if response.headers.is_end_to_end(&h.name) && !framing {
-            push_header(&mut out, h.name.as_bytes(), &h.value);
+        if response.headers.is_end_to_end(h.name) && !framing {
+            write_header(out, h.name.as_bytes(), h.value)?;
         }
     }
     match (kind, encoding) {
-        (BodyKind::Length(n), _) => {
-            push_header(&mut out, b"Content-Length", n.to_string().as_bytes())
-        }
+        (BodyKind::Length(n), _) => write!(out, "Content-Length: {n}\r\n")?,
         (BodyKind::Chunked | BodyKind::UntilClose, Encoding::Chunked) => {
-            push_header(&mut out, b"Transfer-Encoding", b"chunked")
+            out.write_all(b"Transfer-Encoding: chunked\r\n")?
         }
         _ => {}
     }
     if next == Next::Close {
-        push_header(&mut out, b"Connection", b"close");
+        out.write_all(b"Connection: close\r\n")?;
     }
-    out.extend_from_slice(b"\r\n");
-    out
+    out.write_all(b"\r\n")
 }
 
-/// The 101 for the client: the API server's headers, with the upgrade's own
-/// `Connection` and `Upgrade`, which are hop-by-hop but belong to this hop too.
-pub fn switching_head(response: &ResponseHead) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+/// Writes the 101 for the client: the API server's headers, with the upgrade's
+/// own `Connection` and `Upgrade`, which are hop-by-hop but belong to this hop too.
+pub fn write_switching_head(out: &mut impl Write, response: &ResponseHead) -> io::Result<()> {
+    out.write_all(b"HTTP/1.1 101 Switching Protocols\r\n")?;
     for h in response.headers.iter() {
-        if response.headers.is_end_to_end(&h.name) {
-            push_header(&mut out, h.name.as_bytes(), &h.value);
+        if response.headers.is_end_to_end(h.name) {
+            write_header(out, h.name.as_bytes(), h.value)?;
         }
     }
-    push_header(&mut out, b"Connection", b"Upgrade");
+    out.write_all(b"Connection: Upgrade\r\n")?;
     if let Some(protocol) = response.headers.get("Upgrade") {
-        push_header(&mut out, b"Upgrade", protocol);
+        write_header(out, b"Upgrade", protocol)?;
     }
-    out.extend_from_slice(b"\r\n");
-    out
+    out.write_all(b"\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::headers::{Header, Headers};
+    use crate::http::Version;
+
+    fn head<'b>(headers: &[(&'b str, &'b str)]) -> RequestHead<'b> {
+        RequestHead {
+            method: "GET",
+            target: "/api",
+            version: Version::Http11,
+            headers: Headers(
+                headers
+                    .iter()
+                    .map(|(name, value)| Header {
+                        name,
+                        value: value.as_bytes(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn written(up: &UpstreamHead, token: Option<&Token>, framing: Framing) -> String {
+        let end = HeadEnd::new(framing);
+        let slices = up.slices(token, &end, b"");
+        String::from_utf8(slices.iter().flat_map(|s| s.to_vec()).collect()).unwrap()
+    }
+
+    #[test]
+    fn the_upstream_head_keeps_end_to_end_fields_and_adds_this_hops() {
+        let client = head(&[
+            ("Host", "localhost:8001"),
+            ("Accept", "application/json"),
+            ("Connection", "keep-alive, X-Secret"),
+            ("X-Secret", "1"),
+            ("X-Forwarded-For", "10.0.0.9"),
+            ("Content-Length", "3"),
+            ("Authorization", "Bearer client"),
+        ]);
+        let peer = Some(IpAddr::from([127, 0, 0, 1]));
+        let up = UpstreamHead::new(&client, "/api", "10.96.0.1:443", peer, false, None);
+        assert_eq!((up.method(), up.target()), ("GET", "/api"));
+        assert_eq!(
+            written(&up, None, Framing::Length(3)),
+            "GET /api HTTP/1.1\r\nHost: 10.96.0.1:443\r\nAccept: application/json\r\n\
+             Authorization: Bearer client\r\nX-Forwarded-For: 10.0.0.9, 127.0.0.1\r\n\
+             Content-Length: 3\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn the_token_replaces_the_clients_authorization_when_added() {
+        let client = head(&[("Host", "localhost"), ("Authorization", "")]);
+        let up = UpstreamHead::new(&client, "/api", "h:443", None, true, None);
+        let token = crate::credentials::TokenSource::fixed("t0k3n")
+            .unwrap()
+            .current()
+            .unwrap();
+        assert_eq!(
+            written(&up, Some(&token), Framing::Chunked),
+            "GET /api HTTP/1.1\r\nHost: h:443\r\nAuthorization: Bearer t0k3n\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        );
+        assert_eq!(
+            HeadEnd::new(Framing::Length(u64::MAX)).as_bytes(),
+            b"Content-Length: 18446744073709551615\r\n\r\n"
+        );
+    }
 }

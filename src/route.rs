@@ -36,11 +36,11 @@ pub enum Route<'h> {
 }
 
 impl Router {
-    pub fn route<'h>(&self, head: &'h RequestHead) -> Result<Route<'h>, LocalResponse> {
+    pub fn route<'h>(&self, head: &RequestHead<'h>) -> Result<Route<'h>, LocalResponse> {
         let host = request_host(head)?;
         let target = head.origin_form();
         if target == "*" {
-            return match head.method.as_str() {
+            return match head.method {
                 "OPTIONS" => Ok(Route::ServerOptions),
                 _ => Err(LocalResponse::text(400, "bad request target")),
             };
@@ -70,7 +70,7 @@ impl Router {
             // The prefix is plain text: what is left of a canonical path is canonical.
             let path = canonical(path).map_err(|_| LocalResponse::text(400, "bad path"))?;
             filter
-                .check(&head.method, &path, host, origin)
+                .check(head.method, &path, host, origin)
                 .map_err(|why| refuse(head, why))?;
         }
         Ok(Route::Forward(target))
@@ -78,11 +78,11 @@ impl Router {
 
     /// `--api-prefix`: 404 outside it, 301 for the bare prefix (Go's ServeMux
     /// adds the slash), and the target without it otherwise.
-    fn strip_prefix<'t>(
+    fn strip_prefix<'h>(
         &self,
-        head: &RequestHead,
-        target: &'t str,
-    ) -> Result<&'t str, LocalResponse> {
+        head: &RequestHead<'h>,
+        target: &'h str,
+    ) -> Result<&'h str, LocalResponse> {
         let prefix = self.api_prefix.as_str();
         if prefix == "/" {
             Ok(target)
@@ -113,7 +113,7 @@ fn refuse(head: &RequestHead, why: Refusal) -> LocalResponse {
 
 /// The host the request is for, without port: from an absolute-form target, or
 /// else the single Host header.
-fn request_host(head: &RequestHead) -> Result<&str, LocalResponse> {
+fn request_host<'h>(head: &RequestHead<'h>) -> Result<&'h str, LocalResponse> {
     let mut hosts = head.headers.get_all("Host");
     let (first, second) = (hosts.next(), hosts.next());
     if second.is_some() {
@@ -131,7 +131,7 @@ fn request_host(head: &RequestHead) -> Result<&str, LocalResponse> {
 
 /// The browser origin the request comes from, if any. More than one `Origin`
 /// field is not something a browser sends: refused rather than guessed.
-fn request_origin(head: &RequestHead) -> Result<Option<&str>, LocalResponse> {
+fn request_origin<'h>(head: &RequestHead<'h>) -> Result<Option<&'h str>, LocalResponse> {
     let mut origins = head.headers.get_all("Origin");
     let (first, second) = (origins.next(), origins.next());
     if second.is_some() {

@@ -34,6 +34,13 @@ impl Write for Stream {
         }
     }
 
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -54,6 +61,10 @@ impl Stream {
         };
     }
 
+    pub fn sock_ref(&self) -> SockRef<'_> {
+        self.sock()
+    }
+
     fn sock(&self) -> SockRef<'_> {
         match self {
             Stream::Tcp(s) => SockRef::from(s),
@@ -64,18 +75,7 @@ impl Stream {
     /// Whether the client has closed or reset the connection, asked without
     /// blocking and without consuming anything it may have sent meanwhile.
     pub fn is_gone(&self) -> bool {
-        let sock = self.sock();
-        if sock.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let mut byte = [MaybeUninit::<u8>::uninit()];
-        let gone = match sock.peek(&mut byte) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
-        };
-        let _ = sock.set_nonblocking(false);
-        gone
+        matches!(peek(&self.sock()), Peeked::Closed)
     }
 
     /// Reads return a timeout every [`READ_WAKE`] rather than blocking for good,
@@ -103,6 +103,13 @@ impl Stream {
         let _ = self.sock().set_nonblocking(false);
     }
 
+    /// A write that makes no progress for `timeout` fails: a client that stops
+    /// reading its answer cannot hold its connection (and an API server
+    /// connection) forever. `None` for tunnels, whose ends may pause at will.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) {
+        let _ = self.sock().set_write_timeout(timeout);
+    }
+
     /// Read and write timeouts both (for a short-lived client such as `kproxy check`).
     pub fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.set_read_timeout(timeout)?;
@@ -114,6 +121,32 @@ impl Stream {
         if let Stream::Tcp(s) = self {
             set_keepalive(s, period);
         }
+    }
+}
+
+/// What a socket holds right now, seen without taking it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Peeked {
+    /// Nothing to read: the peer is quiet.
+    Nothing,
+    /// Bytes are waiting.
+    Data,
+    /// The peer closed or reset the connection.
+    Closed,
+}
+
+/// Looks at a socket without blocking and without consuming: one `recv` with
+/// `MSG_PEEK | MSG_DONTWAIT`, whatever the socket's blocking mode.
+pub fn peek(sock: &SockRef<'_>) -> Peeked {
+    let mut byte = [MaybeUninit::<u8>::uninit()];
+    loop {
+        return match sock.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+            Ok(0) => Peeked::Closed,
+            Ok(_) => Peeked::Data,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Peeked::Nothing,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => Peeked::Closed,
+        };
     }
 }
 

@@ -121,16 +121,17 @@ impl HalfClose for TcpStream {
 
 fn split(upstream: Transport) -> io::Result<Upstream> {
     // A tunnel may be quiet for hours: no read timeout (it is shared by the clones).
-    match &upstream {
-        Transport::Plain(tcp) => tcp.set_read_timeout(None)?,
-        Transport::Tls(stream) => stream.sock.set_read_timeout(None)?,
-    }
+    upstream.tcp().set_read_timeout(None)?;
     match upstream {
-        Transport::Plain(tcp) => Ok(Upstream {
-            reader: Box::new(tcp.try_clone()?),
-            writer: Box::new(tcp.try_clone()?),
-            socket: tcp,
-        }),
+        Transport::Plain(reader) => {
+            // Anything it had buffered was taken out first (`Transport::into_tunnel`).
+            let tcp = reader.into_inner();
+            Ok(Upstream {
+                reader: Box::new(tcp.try_clone()?),
+                writer: Box::new(tcp.try_clone()?),
+                socket: tcp,
+            })
+        }
         Transport::Tls(stream) => {
             let rustls::StreamOwned { conn, sock } = *stream;
             let shared = Arc::new(Shared {

@@ -5,14 +5,16 @@
 //! (most recently used first, which keeps the pool small and warm). Idle ones older
 //! than [`IDLE_TIMEOUT`] are dropped when met, as Go's transport does after 90 s.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConnection, StreamOwned};
+use socket2::SockRef;
 
 use crate::config::UpstreamConfig;
+use crate::stream::{self, Peeked};
 
 /// Connect and TLS-handshake limit, as client-go's (10 s TLS handshake timeout).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,12 +30,14 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// requests served without new TLS handshakes: at 64, a burst of 256 clients
 /// made three in four requests pay a handshake (p99 over 200 ms in the benchmark).
 const MAX_IDLE: usize = 512;
-/// Read buffer: one TLS record's plaintext (16 KiB).
-pub const READ_BUFFER: usize = 16 * 1024;
+/// Read buffer of a plain `http://` connection. A TLS connection reads through
+/// rustls's own buffer of received plaintext (one record, up to 16 KiB), with
+/// no second buffer and no copy.
+pub const PLAIN_READ_BUFFER: usize = 16 * 1024;
 
-/// The bytes to and from the API server.
+/// The bytes to and from the API server, read through a buffer.
 pub enum Transport {
-    Plain(TcpStream),
+    Plain(BufReader<TcpStream>),
     Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
@@ -46,48 +50,97 @@ impl Read for Transport {
     }
 }
 
+impl BufRead for Transport {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self {
+            Transport::Plain(s) => s.fill_buf(),
+            Transport::Tls(s) => s.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        match self {
+            Transport::Plain(s) => s.consume(amt),
+            Transport::Tls(s) => s.consume(amt),
+        }
+    }
+}
+
 impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Transport::Plain(s) => s.write(buf),
+            Transport::Plain(s) => s.get_mut().write(buf),
             Transport::Tls(s) => s.write(buf),
+        }
+    }
+
+    /// One TLS payload (or one `writev`) for a head, its token and a small body.
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.get_mut().write_vectored(bufs),
+            Transport::Tls(s) => s.write_vectored(bufs),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Transport::Plain(s) => s.flush(),
+            Transport::Plain(s) => s.get_mut().flush(),
             Transport::Tls(s) => s.flush(),
         }
     }
 }
 
 impl Transport {
-    fn tcp(&self) -> &TcpStream {
+    pub fn tcp(&self) -> &TcpStream {
         match self {
-            Transport::Plain(s) => s,
+            Transport::Plain(s) => s.get_ref(),
             Transport::Tls(s) => s.get_ref(),
+        }
+    }
+
+    /// Whether anything has come that no request asked for: bytes buffered past
+    /// the response, TLS data or a close already decrypted, or bytes waiting on
+    /// the socket. A connection with any of these must not serve another request:
+    /// the next client would get an answer meant for no one, and the one after
+    /// it the previous client's answer (Go's transport drops these too).
+    pub fn has_unasked_input(&mut self) -> bool {
+        let buffered = match self {
+            Transport::Plain(s) => !s.buffer().is_empty(),
+            Transport::Tls(s) => match s.conn.process_new_packets() {
+                Ok(io) => io.plaintext_bytes_to_read() > 0 || io.peer_has_closed(),
+                Err(_) => true,
+            },
+        };
+        buffered || stream::peek(&SockRef::from(self.tcp())) != Peeked::Nothing
+    }
+
+    /// The bytes already read past the 101 head, and the transport: for a tunnel.
+    pub fn into_tunnel(self) -> (Vec<u8>, Transport) {
+        match self {
+            Transport::Plain(mut s) => {
+                let early = s.buffer().to_vec();
+                s.consume(early.len());
+                (early, Transport::Plain(s))
+            }
+            // rustls still holds any plaintext received; the tunnel reads it first.
+            tls => (Vec::new(), tls),
         }
     }
 }
 
-/// One connection to the API server, with its read buffer.
+/// One connection to the API server.
 pub struct Connection {
-    pub reader: BufReader<Transport>,
+    pub transport: Transport,
     /// Whether it served a request before: a reused connection may have been
-    /// closed by the server meanwhile, which makes a failed request safe to retry.
+    /// closed by the server meanwhile.
     pub reused: bool,
     /// The CA bundle generation it was verified under (see `TlsSource`).
     generation: u64,
 }
 
 impl Connection {
-    pub fn writer(&mut self) -> &mut Transport {
-        self.reader.get_mut()
-    }
-
     pub fn tcp(&self) -> &TcpStream {
-        self.reader.get_ref().tcp()
+        self.transport.tcp()
     }
 }
 
@@ -154,13 +207,17 @@ impl Upstream {
 
     fn take_idle(&self) -> Option<Connection> {
         let generation = self.generation();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some((conn, since)) = idle.pop() {
-            if since.elapsed() < IDLE_TIMEOUT && conn.generation == generation {
+        loop {
+            let (mut conn, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            // Looked at outside the lock: a closed or talkative connection is
+            // dropped here, before a request is written to it.
+            if since.elapsed() < IDLE_TIMEOUT
+                && conn.generation == generation
+                && !conn.transport.has_unasked_input()
+            {
                 return Some(conn);
             }
         }
-        None
     }
 
     /// The CA generation new connections are made under, looking at the CA file
@@ -172,8 +229,8 @@ impl Upstream {
 
     /// Returns a connection after a complete exchange, for the next request.
     pub fn put(&self, mut conn: Connection) {
-        // Bytes left over mean the server sent more than the response: not reusable.
-        if !conn.reader.buffer().is_empty() {
+        // More than the response came: not reusable.
+        if conn.transport.has_unasked_input() {
             return;
         }
         // Verified under a CA bundle that has since changed: close it now rather
@@ -201,7 +258,10 @@ impl Upstream {
     pub fn connect(&self) -> Result<Connection, ConnectError> {
         let tcp = self.dial()?;
         let (transport, generation) = match &self.config.tls {
-            None => (Transport::Plain(tcp), 0),
+            None => (
+                Transport::Plain(BufReader::with_capacity(PLAIN_READ_BUFFER, tcp)),
+                0,
+            ),
             Some(tls) => {
                 let (config, generation) = tls.current();
                 (
@@ -211,7 +271,7 @@ impl Upstream {
             }
         };
         Ok(Connection {
-            reader: BufReader::with_capacity(READ_BUFFER, transport),
+            transport,
             reused: false,
             generation,
         })

@@ -121,6 +121,22 @@ fn a_clients_own_authorization_passes_unchanged() {
 
     let status = curl_status(&proxy.url("/api"), &["-H", "Authorization: Bearer WRONG"]);
     assert_eq!(status, 401, "the client's credentials were replaced");
+
+    // As with kubectl: an empty Authorization, or one that Connection names (so
+    // hop-by-hop), is not the client's own: the token replaces it.
+    for extra in [
+        "Authorization: \r\n",
+        "Connection: Authorization\r\nAuthorization: Bearer CLIENTTOKEN\r\n",
+    ] {
+        let request = format!("GET /api HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n");
+        let (code, _, _) = read_response(&mut send(&proxy, &request));
+        assert_eq!(code, 200, "{extra:?}");
+        assert_eq!(
+            fake.last_request().headers_named("Authorization"),
+            vec![format!("Bearer {TOKEN}")],
+            "{extra:?}"
+        );
+    }
 }
 
 #[test]

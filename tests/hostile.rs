@@ -181,6 +181,31 @@ fn idle_keep_alive_connections_are_closed() {
 }
 
 #[test]
+fn a_client_that_stops_reading_its_answer_is_let_go() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &["--header-timeout", "2s"]);
+    // Asks for 256 MiB and never reads: kproxy's writes stop making progress.
+    let mut conn = TcpStream::connect(&proxy.addr).unwrap();
+    conn.write_all(b"GET /bytes?n=268435456 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while fake.requests().is_empty() || fake.open_connections() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the API server connection is still held for a client that reads nothing"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    // The connection is closed: what was sent before is there, then the end.
+    conn.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut all = Vec::new();
+    let _ = conn.read_to_end(&mut all);
+    assert!(all.starts_with(b"HTTP/1.1 200 OK"));
+    assert!(all.len() < 256 << 20);
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200, "still serving");
+}
+
+#[test]
 fn past_max_connections_clients_get_a_fast_503() {
     let fake = FakeApiServer::start();
     let proxy = Kproxy::in_cluster(&fake, &["--max-connections", "2"]);

@@ -8,6 +8,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -207,6 +208,36 @@ fn a_client_killed_mid_tunnel_frees_the_upstream_connection() {
     reader.get_mut().write_all(b"unread").unwrap();
     drop(reader);
     wait_for_no_open_connections(&fake);
+}
+
+#[test]
+fn a_tunnel_whose_client_pauses_reading_is_not_cut() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &["--header-timeout", "1s"]);
+    let path = "/api/v1/namespaces/default/pods/p/portforward";
+    let (mut reader, lines) = open(&proxy, path, "Upgrade: SPDY/3.1\r\n");
+    assert!(lines[0].starts_with("HTTP/1.1 101"), "{lines:?}");
+    // Far more echoed back than the socket buffers hold, read only after a
+    // pause longer than the header timeout: a tunnel's ends may pause at will.
+    let data = pattern(8 << 20, 7);
+    let writer = {
+        let mut conn = reader.get_ref().try_clone().unwrap();
+        let data = data.clone();
+        thread::spawn(move || {
+            conn.write_all(&data).unwrap();
+            conn.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    thread::sleep(Duration::from_secs(3));
+    let mut echoed = Vec::new();
+    reader.read_to_end(&mut echoed).unwrap();
+    writer.join().unwrap();
+    assert!(
+        echoed == data,
+        "{} of {} bytes came back",
+        echoed.len(),
+        data.len()
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use std::io::BufReader;
 
 use kproxy::http::body::{self, BodyKind, BodyReader, Encoding};
+use kproxy::http::sink::Sink;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,11 +15,11 @@ fuzz_target!(|data: &[u8]| {
     if BodyReader::new(&mut reader, BodyKind::Chunked).read_to_vec(&mut decoded).is_err() {
         return;
     }
-    let mut encoded = Vec::new();
+    let mut encoded = Sink::new(Vec::new());
     body::write_piece(&mut encoded, &decoded, Encoding::Chunked).unwrap();
     body::finish(&mut encoded, Encoding::Chunked).unwrap();
     let mut again = Vec::new();
-    let mut reader = BufReader::new(&encoded[..]);
+    let mut reader = BufReader::new(&encoded.get_ref()[..]);
     BodyReader::new(&mut reader, BodyKind::Chunked).read_to_vec(&mut again).unwrap();
     assert_eq!(decoded, again);
 });

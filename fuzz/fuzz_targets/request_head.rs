@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&size, wire)) = data.split_first() else { return };
     let mut reader = BufReader::with_capacity(1 + size as usize, wire);
     let mut buf = Vec::new();
-    while let Ok(Some(head)) = RequestHead::read(&mut reader, &mut buf) {
+    while let Ok(Some(len)) = RequestHead::read(&mut reader, &mut buf) {
+        let head = RequestHead::parse(&buf[..len]).expect("a head that read() found complete parses");
         let _ = (head.path(), head.origin_form(), head.absolute_authority(), head.keep_alive());
         let Ok(kind) = head.body_kind() else { return };
         let mut body = Vec::new();

@@ -8,6 +8,8 @@
 use std::io::{self, BufRead, Write};
 use std::time::{Duration, Instant};
 
+use super::sink::Sink;
+
 /// How a body is delimited on the wire (RFC 9112 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {
@@ -257,15 +259,16 @@ pub enum CopyError {
     Write(io::Error),
 }
 
-/// Streams a whole body from `body` to `out`, flushing after each piece so that
-/// nothing waits in a buffer while the source is quiet. Returns the body bytes sent.
+/// Streams a whole body from `body` to `out`, sending each piece as it comes
+/// so that nothing waits in a buffer while the source is quiet. Returns the body
+/// bytes sent.
 ///
 /// If the source has a read timeout, each timeout asks `on_idle` whether to go
 /// on waiting: that is how a client that left a quiet watch is noticed, and how
 /// a client that stalls mid-body is let go.
 pub fn copy<R: BufRead, W: Write>(
     body: &mut BodyReader<'_, R>,
-    out: &mut W,
+    out: &mut Sink<W>,
     encoding: Encoding,
     on_idle: OnIdle<'_>,
 ) -> Result<u64, CopyError> {
@@ -292,20 +295,20 @@ pub fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// Writes one piece of body data in `encoding` and flushes it.
-pub fn write_piece<W: Write>(out: &mut W, data: &[u8], encoding: Encoding) -> io::Result<()> {
-    if encoding == Encoding::Chunked {
-        write!(out, "{:x}\r\n", data.len())?;
-        out.write_all(data)?;
-        out.write_all(b"\r\n")?;
-    } else {
-        out.write_all(data)?;
+/// Sends one piece of body data in `encoding`, with whatever `out` has gathered
+/// before it (a head, say), in one write.
+pub fn write_piece<W: Write>(out: &mut Sink<W>, data: &[u8], encoding: Encoding) -> io::Result<()> {
+    match encoding {
+        Encoding::Chunked => {
+            write!(out, "{:x}\r\n", data.len())?;
+            out.send(data, b"\r\n")
+        }
+        Encoding::Identity => out.send(data, b""),
     }
-    out.flush()
 }
 
-/// Ends a body: the last chunk for chunked encoding.
-pub fn finish<W: Write>(out: &mut W, encoding: Encoding) -> io::Result<()> {
+/// Ends a body: the last chunk for chunked encoding; sends what is gathered.
+pub fn finish<W: Write>(out: &mut Sink<W>, encoding: Encoding) -> io::Result<()> {
     if encoding == Encoding::Chunked {
         out.write_all(b"0\r\n\r\n")?;
     }
@@ -337,7 +340,7 @@ mod tests {
             (&b"hello world"[..], &b"NEXT"[..])
         );
 
-        let mut out = Vec::new();
+        let mut out = Sink::new(Vec::new());
         let mut reader = io::BufReader::new(&b"3\r\nabc\r\n0\r\n\r\n"[..]);
         copy(
             &mut BodyReader::new(&mut reader, BodyKind::Chunked),
@@ -346,7 +349,7 @@ mod tests {
             &mut |_| Ok(()),
         )
         .unwrap();
-        assert_eq!(out, b"3\r\nabc\r\n0\r\n\r\n");
+        assert_eq!(out.get_ref(), b"3\r\nabc\r\n0\r\n\r\n");
     }
 
     #[test]

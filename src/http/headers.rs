@@ -3,46 +3,47 @@
 use super::body::BodyKind;
 use super::HeadError;
 
-/// One header field. The value is bytes: HTTP allows obs-text, and a proxy
-/// passes a value on without needing to understand it.
-#[derive(Clone, Debug)]
-pub struct Header {
-    pub name: String,
-    pub value: Vec<u8>,
+/// One header field, borrowed from the buffer its head was read into. The value
+/// is bytes: HTTP allows obs-text, and a proxy passes a value on without needing
+/// to understand it.
+#[derive(Clone, Copy, Debug)]
+pub struct Header<'b> {
+    pub name: &'b str,
+    pub value: &'b [u8],
 }
 
 /// Header fields in the order received.
 #[derive(Clone, Debug, Default)]
-pub struct Headers(pub Vec<Header>);
+pub struct Headers<'b>(pub Vec<Header<'b>>);
 
-impl Headers {
-    pub fn from_httparse(headers: &[httparse::Header<'_>]) -> Headers {
+impl<'b> Headers<'b> {
+    pub fn from_httparse(headers: &[httparse::Header<'b>]) -> Headers<'b> {
         Headers(
             headers
                 .iter()
                 .map(|h| Header {
-                    name: h.name.to_string(),
-                    value: h.value.to_vec(),
+                    name: h.name,
+                    value: h.value,
                 })
                 .collect(),
         )
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Header> {
+    pub fn iter(&self) -> impl Iterator<Item = &Header<'b>> {
         self.0.iter()
     }
 
     /// Every value of the fields called `name` (case-insensitive).
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'b [u8]> + 'a {
         self.0
             .iter()
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_slice())
+            .map(|h| h.value)
     }
 
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
+    pub fn get(&self, name: &str) -> Option<&'b [u8]> {
         let header = self.0.iter().find(|h| h.name.eq_ignore_ascii_case(name))?;
-        Some(&header.value)
+        Some(header.value)
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -56,7 +57,7 @@ impl Headers {
     }
 
     /// The elements of a comma-separated list field, across all its lines.
-    pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'b str> + 'a {
         self.get_all(name)
             .filter_map(|v| std::str::from_utf8(v).ok())
             .flat_map(|v| v.split(','))
@@ -136,12 +137,12 @@ const HOP_BY_HOP: &[&str] = &[
 mod tests {
     use super::*;
 
-    fn headers(list: &[(&str, &str)]) -> Headers {
+    fn headers<'b>(list: &[(&'b str, &'b str)]) -> Headers<'b> {
         Headers(
             list.iter()
                 .map(|(n, v)| Header {
-                    name: n.to_string(),
-                    value: v.as_bytes().to_vec(),
+                    name: n,
+                    value: v.as_bytes(),
                 })
                 .collect(),
         )

@@ -7,10 +7,11 @@
 pub mod body;
 pub mod headers;
 mod read;
-
-pub use read::HeadClock;
 pub mod request;
 pub mod response;
+pub mod sink;
+
+pub use read::{HeadClock, HeadPolicy, Located, Unlimited};
 
 pub use headers::Headers;
 
@@ -45,6 +46,8 @@ pub enum HeadError {
     Malformed(&'static str),
     /// A request head not complete within the header timeout: 408.
     TimedOut,
+    /// A large head while kproxy has no memory to spare for one: 503.
+    NoRoom,
 }
 
 impl std::fmt::Display for HeadError {
@@ -58,6 +61,9 @@ impl std::fmt::Display for HeadError {
             HeadError::TooLarge => f.write_str("message head too large"),
             HeadError::Malformed(why) => write!(f, "malformed message: {why}"),
             HeadError::TimedOut => f.write_str("message head not complete in time"),
+            HeadError::NoRoom => f.write_str(
+                "kproxy is holding as many large requests as its memory allows; try again",
+            ),
         }
     }
 }

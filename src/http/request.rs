@@ -3,7 +3,7 @@
 use std::io::BufRead;
 
 use super::body::BodyKind;
-use super::read::{check_line_endings, read_head, HeadClock};
+use super::read::{check_line_endings, read_head, read_head_into, HeadPolicy, Located};
 use super::{HeadError, Headers, Version};
 
 /// Longest request line accepted (414 beyond), as common servers allow.
@@ -13,34 +13,49 @@ pub const MAX_HEAD: usize = 64 * 1024;
 /// Most header lines accepted (431 beyond).
 pub const MAX_HEADERS: usize = 100;
 
+/// A request head, borrowed from the buffer it was read into.
 #[derive(Debug)]
-pub struct RequestHead {
-    pub method: String,
+pub struct RequestHead<'b> {
+    pub method: &'b str,
     /// The request-target as sent: origin-form (`/api?x`) or absolute-form.
-    pub target: String,
+    pub target: &'b str,
     pub version: Version,
-    pub headers: Headers,
+    pub headers: Headers<'b>,
 }
 
-impl RequestHead {
-    /// Reads the next request head. `Ok(None)`: the client closed the connection
-    /// cleanly between requests.
-    pub fn read<R: BufRead>(
-        reader: &mut R,
-        buf: &mut Vec<u8>,
-    ) -> Result<Option<RequestHead>, HeadError> {
-        buf.clear();
-        Self::resume(reader, buf, None)
+impl<'b> RequestHead<'b> {
+    /// Reads the next request head into `buf` and returns its length.
+    /// `Ok(None)`: the client closed the connection cleanly between requests.
+    /// Parse it with [`RequestHead::parse`].
+    pub fn read<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> Result<Option<usize>, HeadError> {
+        read_head_into(reader, buf, MAX_HEAD, head_len)
     }
 
-    /// Goes on reading a head of which `buf` holds the start (after a read
-    /// timeout), failing with [`HeadError::TimedOut`] once `clock` runs out.
-    pub fn resume<R: BufRead>(
+    /// Reads the next request head, leaving it in the reader's buffer if it is
+    /// all there (see [`Located`]). `buf` holds what was read of a head so far:
+    /// empty for a new one; after a read timeout, call again with the same `buf`.
+    /// `policy` is asked as the head grows.
+    pub fn next<R: BufRead>(
         reader: &mut R,
         buf: &mut Vec<u8>,
-        clock: Option<&mut HeadClock>,
-    ) -> Result<Option<RequestHead>, HeadError> {
-        read_head(reader, buf, MAX_HEAD, parse, clock)
+        policy: &mut dyn HeadPolicy,
+    ) -> Result<Option<Located>, HeadError> {
+        read_head(reader, buf, MAX_HEAD, head_len, policy)
+    }
+
+    /// Parses a complete head, as [`RequestHead::read`] left it in its buffer.
+    pub fn parse(head: &'b [u8]) -> Result<RequestHead<'b>, HeadError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(head)? {
+            httparse::Status::Complete(_) => Ok(RequestHead {
+                method: request.method.unwrap_or_default(),
+                target: request.path.unwrap_or_default(),
+                version: Version::from_minor(request.version.unwrap_or(1)),
+                headers: Headers::from_httparse(request.headers),
+            }),
+            httparse::Status::Partial => Err(HeadError::Truncated),
+        }
     }
 
     /// How the body is framed (RFC 9112 §6.3): a request with neither header has none.
@@ -61,7 +76,7 @@ impl RequestHead {
 
     /// The path of the target, without query: `/api/v1/pods` of `/api/v1/pods?watch=1`
     /// or of `http://localhost:8001/api/v1/pods?watch=1`.
-    pub fn path(&self) -> &str {
+    pub fn path(&self) -> &'b str {
         let path_and_query = self.origin_form();
         path_and_query
             .split_once('?')
@@ -69,27 +84,27 @@ impl RequestHead {
     }
 
     /// The query of the target, without its `?`, if it has one.
-    pub fn query(&self) -> Option<&str> {
+    pub fn query(&self) -> Option<&'b str> {
         self.origin_form().split_once('?').map(|(_, query)| query)
     }
 
     /// The target in origin-form (`/path?query`), as it is sent upstream.
-    pub fn origin_form(&self) -> &str {
+    pub fn origin_form(&self) -> &'b str {
         match self.absolute_authority_and_rest() {
             Some((_, "")) => "/",
             Some((_, rest)) => rest,
-            None => &self.target,
+            None => self.target,
         }
     }
 
     /// The host named by an absolute-form target (`http://host:port/path`), which
     /// overrides the Host header (RFC 9112 §3.2.2).
-    pub fn absolute_authority(&self) -> Option<&str> {
+    pub fn absolute_authority(&self) -> Option<&'b str> {
         self.absolute_authority_and_rest()
             .map(|(authority, _)| authority)
     }
 
-    fn absolute_authority_and_rest(&self) -> Option<(&str, &str)> {
+    fn absolute_authority_and_rest(&self) -> Option<(&'b str, &'b str)> {
         let (scheme, rest) = self.target.split_once("://")?;
         if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
             return None;
@@ -99,20 +114,16 @@ impl RequestHead {
     }
 }
 
-fn parse(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
+/// The length of the head at the start of `buf`, once it is complete and
+/// checked; `None` while more is needed.
+fn head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(buf) {
         Ok(_) | Err(_) if request_line_too_long(buf) => Err(HeadError::LineTooLong),
         Ok(httparse::Status::Complete(len)) => {
             check_line_endings(&buf[..len])?;
-            let head = RequestHead {
-                method: request.method.unwrap_or_default().to_string(),
-                target: request.path.unwrap_or_default().to_string(),
-                version: Version::from_minor(request.version.unwrap_or(1)),
-                headers: Headers::from_httparse(request.headers),
-            };
-            Ok(Some((head, len)))
+            Ok(Some(len))
         }
         Ok(httparse::Status::Partial) => Ok(None),
         Err(e) => Err(e.into()),
@@ -129,22 +140,28 @@ fn request_line_too_long(buf: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn read(bytes: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+    /// The target and framing of a head, which outlive its buffer.
+    type Read = (String, Result<BodyKind, HeadError>);
+
+    /// Reads and parses one head; `Ok(None)` at a clean end.
+    fn read(bytes: &[u8]) -> Result<Option<Read>, HeadError> {
         let mut reader = std::io::BufReader::new(bytes);
-        RequestHead::read(&mut reader, &mut Vec::new())
+        let mut buf = Vec::new();
+        let Some(len) = RequestHead::read(&mut reader, &mut buf)? else {
+            return Ok(None);
+        };
+        let head = RequestHead::parse(&buf[..len])?;
+        Ok(Some((head.target.to_string(), head.body_kind())))
     }
 
     #[test]
     fn reads_one_head_and_leaves_the_body() {
         let bytes = b"POST /api HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbodyGET";
         let mut reader = std::io::BufReader::with_capacity(7, &bytes[..]);
-        let head = RequestHead::read(&mut reader, &mut Vec::new())
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (head.method.as_str(), head.target.as_str()),
-            ("POST", "/api")
-        );
+        let mut buf = Vec::new();
+        let len = RequestHead::read(&mut reader, &mut buf).unwrap().unwrap();
+        let head = RequestHead::parse(&buf[..len]).unwrap();
+        assert_eq!((head.method, head.target), ("POST", "/api"));
         assert!(matches!(head.body_kind().unwrap(), BodyKind::Length(4)));
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
@@ -153,9 +170,9 @@ mod tests {
 
     #[test]
     fn targets() {
-        let head = |target: &str| RequestHead {
-            method: "GET".into(),
-            target: target.into(),
+        let head = |target| RequestHead {
+            method: "GET",
+            target,
             version: Version::Http11,
             headers: Headers::default(),
         };
@@ -204,6 +221,6 @@ mod tests {
             );
         }
         let both = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert!(read(both).unwrap().unwrap().body_kind().is_err());
+        assert!(read(both).unwrap().unwrap().1.is_err());
     }
 }

@@ -3,34 +3,71 @@
 use std::io::{BufRead, Write};
 
 use super::body::BodyKind;
-use super::read::{check_line_endings, read_head};
+use super::read::{check_line_endings, read_head, read_head_into, Located, Unlimited};
 use super::{HeadError, Headers, Version};
 
 /// The API server's heads are small; this bounds what a broken one can cost.
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 
+/// A response head, borrowed from the buffer it was read into.
 #[derive(Debug)]
-pub struct ResponseHead {
+pub struct ResponseHead<'b> {
     pub version: Version,
     pub code: u16,
-    pub reason: String,
-    pub headers: Headers,
+    pub reason: &'b str,
+    pub headers: Headers<'b>,
 }
 
-impl ResponseHead {
-    /// Reads a response head into `buf`, which must be empty for a new head; after
-    /// a read timeout, call again with the same `buf` to go on.
-    pub fn read<R: BufRead>(
-        reader: &mut R,
-        buf: &mut Vec<u8>,
-    ) -> Result<Option<ResponseHead>, HeadError> {
-        read_head(reader, buf, MAX_HEAD, parse, None)
+impl<'b> ResponseHead<'b> {
+    /// Reads a response head into `buf` and returns its length. Parse it with
+    /// [`ResponseHead::parse`].
+    pub fn read<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> Result<Option<usize>, HeadError> {
+        read_head_into(reader, buf, MAX_HEAD, head_len)
     }
 
-    /// How the body is framed (RFC 9112 §6.3), given the request's method.
-    pub fn body_kind(&self, request_method: &str) -> Result<BodyKind, HeadError> {
-        if request_method == "HEAD" || self.code < 200 || self.code == 204 || self.code == 304 {
+    /// Reads a response head, leaving it in the reader's buffer if it is all
+    /// there (see [`Located`]). `buf` must be empty for a new head; after a read
+    /// timeout, call again with the same `buf` to go on.
+    pub fn next<R: BufRead>(
+        reader: &mut R,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<Located>, HeadError> {
+        read_head(reader, buf, MAX_HEAD, head_len, &mut Unlimited)
+    }
+
+    /// The status code of a complete head (checked by `next`), without parsing
+    /// the fields: httparse found `HTTP/1.x NNN`, after any empty lines.
+    pub fn code_of(head: &[u8]) -> u16 {
+        let start = head
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(0);
+        std::str::from_utf8(head.get(start + 9..start + 12).unwrap_or_default())
+            .ok()
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_default()
+    }
+
+    /// Parses a complete head, as [`ResponseHead::read`] left it in its buffer.
+    pub fn parse(head: &'b [u8]) -> Result<ResponseHead<'b>, HeadError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(head)? {
+            httparse::Status::Complete(_) => Ok(ResponseHead {
+                version: Version::from_minor(response.version.unwrap_or(1)),
+                code: response.code.unwrap_or_default(),
+                reason: response.reason.unwrap_or_default(),
+                headers: Headers::from_httparse(response.headers),
+            }),
+            httparse::Status::Partial => Err(HeadError::Truncated),
+        }
+    }
+
+    /// How the body is framed (RFC 9112 §6.3), given whether the request was a
+    /// `HEAD` (whose answer has no body, whatever its fields say).
+    pub fn body_kind(&self, head_request: bool) -> Result<BodyKind, HeadError> {
+        if head_request || self.code < 200 || self.code == 204 || self.code == 304 {
             return Ok(BodyKind::Empty);
         }
         Ok(self.headers.framing()?.unwrap_or(BodyKind::UntilClose))
@@ -45,19 +82,14 @@ impl ResponseHead {
     }
 }
 
-fn parse(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, HeadError> {
+/// The length of the head at the start of `buf`, once complete and checked.
+fn head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(buf)? {
         httparse::Status::Complete(len) => {
             check_line_endings(&buf[..len])?;
-            let head = ResponseHead {
-                version: Version::from_minor(response.version.unwrap_or(1)),
-                code: response.code.unwrap_or_default(),
-                reason: response.reason.unwrap_or_default().to_string(),
-                headers: Headers::from_httparse(response.headers),
-            };
-            Ok(Some((head, len)))
+            Ok(Some(len))
         }
         httparse::Status::Partial => Ok(None),
     }
@@ -169,44 +201,40 @@ fn json_string(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn head(code: u16, headers: &str) -> ResponseHead {
+    /// The framing of a response with `code` and `headers`, to a `method` request,
+    /// and whether its connection may be reused.
+    fn framing(code: u16, headers: &str, method: &str) -> (Result<BodyKind, HeadError>, bool) {
         let bytes = format!("HTTP/1.1 {code} X\r\n{headers}\r\n");
         let mut reader = std::io::BufReader::new(bytes.as_bytes());
-        ResponseHead::read(&mut reader, &mut Vec::new())
-            .unwrap()
-            .unwrap()
+        let mut buf = Vec::new();
+        let len = ResponseHead::read(&mut reader, &mut buf).unwrap().unwrap();
+        let head = ResponseHead::parse(&buf[..len]).unwrap();
+        (head.body_kind(method == "HEAD"), head.reusable())
     }
 
     #[test]
-    fn framing() {
+    fn framing_rules() {
+        let kind = |code, headers, method| framing(code, headers, method).0;
         assert!(matches!(
-            head(200, "Content-Length: 3\r\n").body_kind("GET"),
+            kind(200, "Content-Length: 3\r\n", "GET"),
             Ok(BodyKind::Length(3))
         ));
         assert!(matches!(
-            head(200, "Content-Length: 3\r\n").body_kind("HEAD"),
+            kind(200, "Content-Length: 3\r\n", "HEAD"),
+            Ok(BodyKind::Empty)
+        ));
+        assert!(matches!(kind(204, "", "GET"), Ok(BodyKind::Empty)));
+        assert!(matches!(
+            kind(304, "Content-Length: 3\r\n", "GET"),
             Ok(BodyKind::Empty)
         ));
         assert!(matches!(
-            head(204, "").body_kind("GET"),
-            Ok(BodyKind::Empty)
-        ));
-        assert!(matches!(
-            head(304, "Content-Length: 3\r\n").body_kind("GET"),
-            Ok(BodyKind::Empty)
-        ));
-        assert!(matches!(
-            head(200, "Transfer-Encoding: chunked\r\n").body_kind("GET"),
+            kind(200, "Transfer-Encoding: chunked\r\n", "GET"),
             Ok(BodyKind::Chunked)
         ));
-        assert!(matches!(
-            head(200, "").body_kind("GET"),
-            Ok(BodyKind::UntilClose)
-        ));
-        assert!(head(200, "Transfer-Encoding: gzip\r\n")
-            .body_kind("GET")
-            .is_err());
-        assert!(!head(200, "Connection: close\r\n").reusable());
+        assert!(matches!(kind(200, "", "GET"), Ok(BodyKind::UntilClose)));
+        assert!(kind(200, "Transfer-Encoding: gzip\r\n", "GET").is_err());
+        assert!(!framing(200, "Connection: close\r\n", "GET").1);
     }
 
     #[test]

@@ -12,8 +12,12 @@
 //! - `/bytes?n=N[&chunked=1][&close=1]`: N bytes framed by length, chunks, or close
 //! - `/echo` (any method): `{"method":..,"bytes":N,"fnv":H}` of the request body
 //! - `/status/CODE`: an empty answer with that status
+//! - `/slow?ms=N`: `{}` after N ms (sooner if the client hangs up)
 //! - `/readyz`: `ok`, or 500 once a test set `stats.not_ready`
 //! - `/misbehave/{drop,garbage,cut,cut-chunked,close-after}`: broken answers
+//! - `/misbehave/stray[?now=1]`: `hello`, then (300 ms later, or in the same
+//!   write) an answer no one asked for, `SMUGGLED`, on the same connection,
+//!   which then goes on serving requests
 //! - any path ending in `/exec`, `/attach` or `/portforward`: `reached PATH`
 
 #![allow(dead_code, reason = "each test binary uses a different part")]
@@ -330,19 +334,20 @@ fn serve_connection(
     let mut buf = Vec::new();
     loop {
         let head = match RequestHead::read(&mut reader, &mut buf) {
-            Ok(Some(head)) => head,
+            Ok(Some(len)) => RequestHead::parse(&buf[..len]),
             _ => return,
         };
+        let Ok(head) = head else { return };
         let recorded = Recorded {
-            method: head.method.clone(),
-            target: head.target.clone(),
+            method: head.method.to_string(),
+            target: head.target.to_string(),
             headers: head
                 .headers
                 .iter()
                 .map(|h| {
                     (
-                        h.name.clone(),
-                        String::from_utf8_lossy(&h.value).into_owned(),
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
                     )
                 })
                 .collect(),
@@ -541,7 +546,27 @@ fn route(
             out.write_all(head.as_bytes())?;
             Ok(Ok(()))
         }
+        ["misbehave", "stray"] => {
+            const STRAY: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED";
+            let mut answer = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec();
+            if q.contains_key("now") {
+                answer.extend_from_slice(STRAY);
+                out.write_all(&answer)?;
+            } else {
+                out.write_all(&answer)?;
+                thread::sleep(Duration::from_millis(300));
+                out.write_all(STRAY)?;
+            }
+            Ok(Ok(()))
+        }
         ["misbehave", how] => misbehave(out, how),
+        ["slow"] => {
+            let ms = q.get("ms").and_then(|n| n.parse().ok()).unwrap_or(1000);
+            if peer_closed(out, Duration::from_millis(ms)) {
+                return Ok(Err(Close));
+            }
+            json(out, "{}")
+        }
         _ => reply(
             out,
             404,

@@ -8,6 +8,7 @@ pub mod fake_apiserver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -30,10 +31,35 @@ pub struct Kproxy {
 }
 
 pub fn kproxy_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kproxy"));
+    kproxy_command_at(Path::new(env!("CARGO_BIN_EXE_kproxy")))
+}
+
+/// A command for the kproxy binary at `bin` (the static release build, say).
+pub fn kproxy_command_at(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
     cmd.env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("KUBERNETES_SERVICE_PORT");
     cmd
+}
+
+/// The static release binary that ships, built by scripts/build-static.sh if
+/// needed; `KPROXY_BIN` names another (an older build, to compare).
+pub fn static_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("KPROXY_BIN") {
+        return PathBuf::from(bin);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg("scripts/build-static.sh")
+        .current_dir(root)
+        .output()
+        .expect("run scripts/build-static.sh");
+    assert!(
+        out.status.success(),
+        "scripts/build-static.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    root.join("target/x86_64-unknown-linux-musl/release/kproxy")
 }
 
 /// Runs kproxy to completion (for flags that make it exit at once).
@@ -69,6 +95,17 @@ impl Kproxy {
     /// kproxy in its in-cluster mode against `fake`, on a free port, plus `args`.
     pub fn in_cluster(fake: &FakeApiServer, args: &[&str]) -> Kproxy {
         Self::in_cluster_at(fake, fake.port, args)
+    }
+
+    /// The binary at `bin`, in-cluster against `fake`, on a free port, plus `args`.
+    pub fn in_cluster_binary(bin: &Path, fake: &FakeApiServer, args: &[&str]) -> Kproxy {
+        let sa = fake.sa_dir.to_str().unwrap();
+        let mut cmd = kproxy_command_at(bin);
+        cmd.args(["--port", "0", "--serviceaccount-dir", sa])
+            .args(args)
+            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+            .env("KUBERNETES_SERVICE_PORT", fake.port.to_string());
+        Self::spawn(cmd)
     }
 
     /// kproxy with `fake`'s service account, but `KUBERNETES_SERVICE_PORT` set to
