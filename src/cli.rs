@@ -33,6 +33,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// each under load (19 MiB measured at 256 with scripts/bench.sh), so the
 /// default fits the 32 MiB limit of the manifests.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Connections to the API server for ordinary requests (streams have their
+/// own). Chosen by scripts/bench.sh; see README "Measured".
+pub const DEFAULT_MAX_UPSTREAM_CONNECTIONS: usize = 32;
 /// Go's dialer default, which is what kubectl's `--keepalive=0` really means.
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
 /// Kubernetes gives a Pod 30 s between SIGTERM and SIGKILL; finishing in-flight
@@ -67,6 +70,7 @@ pub struct Args {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub max_upstream_connections: usize,
 }
 
 /// A bearer token given with `--token`. Its `Debug` never shows the value, so
@@ -145,6 +149,7 @@ impl Default for Args {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_upstream_connections: DEFAULT_MAX_UPSTREAM_CONNECTIONS,
         }
     }
 }
@@ -211,6 +216,9 @@ where
             Long("idle-timeout") => args.idle_timeout = duration(&mut parser, "--idle-timeout")?,
             Long("max-connections") => {
                 args.max_connections = number(&mut parser, "--max-connections")?
+            }
+            Long("max-upstream-connections") => {
+                args.max_upstream_connections = number(&mut parser, "--max-upstream-connections")?
             }
             Value(v) if v == "check" && was_first => return parse_check(parser),
             Value(v) => {
@@ -386,6 +394,11 @@ Cluster flags (as kubectl's global flags):
 
 Limits:
       --max-connections N      Clients served at once; more get 503 (default 256)
+      --max-upstream-connections N
+                               Connections to the API server shared by ordinary
+                               requests, which wait their turn when all are busy
+                               (default 32); watches, followed logs and tunnels get
+                               their own
       --header-timeout DURATION
                                Time for a request head once begun, or for a stalled
                                request body (default 30s); then 408 and close

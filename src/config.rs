@@ -27,6 +27,7 @@ pub struct Config {
     pub grace_period: Duration,
     pub timeouts: ClientTimeouts,
     pub max_connections: usize,
+    pub max_upstream_connections: usize,
     /// Warnings to print once the logger is set up (insecure TLS, no filter...).
     pub warnings: Vec<String>,
 }
@@ -194,10 +195,15 @@ impl Config {
             header: positive(args.header_timeout, "--header-timeout")?,
             idle: positive(args.idle_timeout, "--idle-timeout")?,
         };
-        if args.max_connections == 0 {
-            return Err(ConfigError(
-                "invalid --max-connections 0: it must be at least 1".into(),
-            ));
+        for (flag, value) in [
+            ("--max-connections", args.max_connections),
+            ("--max-upstream-connections", args.max_upstream_connections),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!(
+                    "invalid {flag} 0: it must be at least 1"
+                )));
+            }
         }
         let upstream = upstream(&args, env, &mut warnings)?;
         Ok(Config {
@@ -210,6 +216,7 @@ impl Config {
             grace_period: args.grace_period,
             timeouts,
             max_connections: args.max_connections,
+            max_upstream_connections: args.max_upstream_connections,
             warnings,
         })
     }

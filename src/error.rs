@@ -49,6 +49,11 @@ impl ProxyError {
             ProxyError::Connect(e) if e.is_timeout() => {
                 LocalResponse::status(504, "Timeout", &self.to_string())
             }
+            ProxyError::Connect(ConnectError::Busy { .. }) => {
+                let mut busy = LocalResponse::status(503, "ServiceUnavailable", &self.to_string());
+                busy.extra.push_str("Retry-After: 1\r\n");
+                busy
+            }
             _ => LocalResponse::status(502, "BadGateway", &self.to_string()),
         }
     }

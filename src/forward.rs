@@ -24,6 +24,7 @@ use crate::http::body::{self, BodyKind, BodyReader, CopyError, Encoding, Paused}
 use crate::http::response::{LocalResponse, ResponseHead};
 use crate::http::sink::{write_all_vectored, Sink};
 use crate::http::{HeadError, Located, Version};
+use crate::pool::{Lease, Place};
 use crate::proxy::{local, send_now, Answer, Client, Proxy, Request};
 use crate::rewrite::{write_response_head, write_switching_head, Framing, HeadEnd, Next};
 use crate::stream::{self, Stream};
@@ -153,23 +154,22 @@ impl Proxy {
         let (mut token_retried, mut retried) = (false, false);
         let mut scratch = Vec::new();
         loop {
-            let mut conn = match self.upstream.get() {
-                Ok(conn) => conn,
+            let pool = &self.upstream.pool;
+            let leased = match request.long_lived {
+                true => pool.own(),
+                false => pool.lease(),
+            };
+            let mut lease = match leased {
+                Ok(lease) => lease,
                 Err(e) => return self.fail(client, ProxyError::Connect(e), after_error),
             };
-            let attempt = self.attempt(
-                &mut conn,
-                &request,
-                &mut outgoing,
-                client,
-                &mut scratch,
-                false,
-            );
+            let conn = lease.conn();
+            let attempt = self.attempt(conn, &request, &mut outgoing, client, &mut scratch, false);
             let located = match attempt {
                 Ok((located, code)) => {
                     if code == 401 && !token_retried && outgoing.replayable() {
                         let sent = request.token.as_ref();
-                        let fresh = sent.and_then(|t| self.upstream.config.token.newer_than(t));
+                        let fresh = sent.and_then(|t| self.upstream.token.newer_than(t));
                         if let Some(fresh) = fresh {
                             crate::log!(
                                 2,
@@ -206,7 +206,7 @@ impl Proxy {
             };
             // The answer has begun: the request's head, body and budget can go.
             drop((request, outgoing, head_grant));
-            return self.respond(reply, conn, located, &scratch, client);
+            return self.respond(reply, lease, located, &scratch, client);
         }
     }
 
@@ -283,7 +283,7 @@ impl Proxy {
     /// connections into each other until both ends are done. Any other answer is
     /// relayed as a normal response.
     fn upgrade(&self, request: Request, mut outgoing: Outgoing, client: &mut Client) -> Answer {
-        let mut conn = match self.upstream.connect() {
+        let mut conn = match self.upstream.pool.fresh() {
             Ok(conn) => conn,
             Err(e) => return self.fail(client, ProxyError::Connect(e), Next::Close),
         };
@@ -307,7 +307,7 @@ impl Proxy {
                     version: request.version,
                     keep_alive: false,
                 };
-                return self.respond(reply, conn, located, &scratch, client);
+                return self.respond_once(reply, conn, located, &scratch, client);
             }
             Err(Attempt::Stale(e)) => {
                 return self.fail(client, ProxyError::Upstream(e), Next::Close)
@@ -407,9 +407,28 @@ impl Proxy {
         read_response_head(conn, client.reader.get_ref(), scratch, upgrade)
     }
 
-    /// Streams the response to the client, then returns the connection to the
-    /// pool if it is clean and reusable.
+    /// Streams the response to the client, then gives the connection back to
+    /// the pool if it is clean and reusable. An answer whose body goes quiet (a
+    /// stream the request did not announce) stops counting against the pool's
+    /// limit, so it cannot keep short requests waiting.
     fn respond(
+        &self,
+        reply: Reply,
+        mut lease: Lease,
+        located: Located,
+        scratch: &[u8],
+        client: &mut Client,
+    ) -> Answer {
+        let (conn, place) = lease.parts();
+        let (answer, reusable) = self.stream_back(reply, conn, located, scratch, client, place);
+        if reusable {
+            lease.give_back();
+        }
+        answer
+    }
+
+    /// A response on a connection outside the pool (a refused upgrade's).
+    fn respond_once(
         &self,
         reply: Reply,
         mut conn: Connection,
@@ -417,6 +436,22 @@ impl Proxy {
         scratch: &[u8],
         client: &mut Client,
     ) -> Answer {
+        let mut no_place = None;
+        self.stream_back(reply, &mut conn, located, scratch, client, &mut no_place)
+            .0
+    }
+
+    /// Writes the response head and streams the body to the client; returns
+    /// what was sent and whether the connection may serve another request.
+    fn stream_back(
+        &self,
+        reply: Reply,
+        conn: &mut Connection,
+        located: Located,
+        scratch: &[u8],
+        client: &mut Client,
+        place: &mut dyn Detach,
+    ) -> (Answer, bool) {
         let parsed = located
             .bytes(&mut conn.transport, scratch)
             .map_err(HeadError::Io)
@@ -427,7 +462,12 @@ impl Proxy {
             });
         let (response, kind) = match parsed {
             Ok(parsed) => parsed,
-            Err(e) => return self.fail(client, ProxyError::BadResponse(e), Next::Close),
+            Err(e) => {
+                return (
+                    self.fail(client, ProxyError::BadResponse(e), Next::Close),
+                    false,
+                )
+            }
         };
         let mut next = if reply.keep_alive {
             Next::KeepAlive
@@ -449,31 +489,30 @@ impl Proxy {
         drop(response);
         located.consume(&mut conn.transport);
         if head_written.is_err() {
-            return Answer {
-                code,
-                bytes: 0,
-                next: Next::Close,
-            };
+            return (
+                Answer {
+                    code,
+                    bytes: 0,
+                    next: Next::Close,
+                },
+                false,
+            );
         }
         // While the API server is quiet (a watch between events), reads wake now
         // and then to look at the client: if it has gone, stop and free the connection.
         let mut body = BodyReader::new(&mut conn.transport, kind);
         let client_side = client.reader.get_ref();
-        let copied = body::copy(
-            &mut body,
-            &mut client.writer,
-            encoding,
-            &mut |_| match client_side.is_gone() {
+        let copied = body::copy(&mut body, &mut client.writer, encoding, &mut |_| {
+            place.detach_once();
+            match client_side.is_gone() {
                 true => Err(CopyError::Write(io::ErrorKind::BrokenPipe.into())),
                 false => Ok(()),
-            },
-        );
+            }
+        });
         match copied {
             Ok(bytes) => {
-                if kind != BodyKind::UntilClose && reusable {
-                    self.upstream.put(conn);
-                }
-                Answer { code, bytes, next }
+                let reusable = kind != BodyKind::UntilClose && reusable;
+                (Answer { code, bytes, next }, reusable)
             }
             Err(CopyError::Read(e)) => {
                 // Cut mid-body: close without the final chunk, so the client sees it cut.
@@ -481,19 +520,43 @@ impl Proxy {
                     0,
                     "error while proxying request: response body from the API server failed: {e}"
                 );
+                (
+                    Answer {
+                        code,
+                        bytes: 0,
+                        next: Next::Close,
+                    },
+                    false,
+                )
+            }
+            Err(CopyError::Write(_)) => (
                 Answer {
                     code,
                     bytes: 0,
                     next: Next::Close,
-                }
-            }
-            Err(CopyError::Write(_)) => Answer {
-                code,
-                bytes: 0,
-                next: Next::Close,
-            },
+                },
+                false,
+            ),
         }
     }
+}
+
+/// What a quiet answer does to its connection's place in the pool.
+trait Detach {
+    fn detach_once(&mut self);
+}
+
+impl Detach for Place {
+    fn detach_once(&mut self) {
+        if self.counted() {
+            self.detach();
+        }
+    }
+}
+
+/// A connection outside the pool has no place to give up.
+impl Detach for Option<Place> {
+    fn detach_once(&mut self) {}
 }
 
 /// Reads the API server's response head, skipping interim 1xx responses.

@@ -32,6 +32,7 @@ pub mod http;
 pub mod listen;
 pub mod log;
 pub mod path;
+pub mod pool;
 pub mod proxy;
 pub mod rewrite;
 pub mod route;
@@ -50,8 +51,10 @@ use proxy::Proxy;
 use upstream::Upstream;
 
 /// Memory that all connections together may hold for large request heads and
-/// kept bodies (see [`budget`]): room for about 40 of the largest at once.
-pub const LARGE_REQUEST_BUDGET: usize = 8 << 20;
+/// kept bodies (see [`budget`]): room for about 30 of the largest at once,
+/// far more than a sidecar's clients send, and little enough that hostile
+/// clients filling it cannot push kproxy past its memory limit (tests/memory.rs).
+pub const LARGE_REQUEST_BUDGET: usize = 4 << 20;
 
 /// Binds the listener and serves until `on_listening`'s shutdown is triggered.
 /// `on_listening` receives the listener (to wake it) once the
@@ -67,7 +70,7 @@ pub fn run(
     }
     let listener = Arc::new(Listener::bind(&config.listen)?);
     let proxy = Arc::new(Proxy {
-        upstream: Upstream::new(config.upstream),
+        upstream: Upstream::new(config.upstream, config.max_upstream_connections),
         router: route::Router {
             filter: config.filter,
             api_prefix: config.api_prefix,

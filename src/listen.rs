@@ -14,6 +14,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use socket2::{Domain, SockAddr, Socket, Type};
+
 use crate::config::Listen;
 use crate::http::response::LocalResponse;
 use crate::proxy::{Client, Lifecycle, Proxy};
@@ -38,7 +40,7 @@ pub enum Listener {
 impl Listener {
     pub fn bind(listen: &Listen) -> io::Result<Listener> {
         match listen {
-            Listen::Tcp(addr) => TcpListener::bind(addr).map(Listener::Tcp),
+            Listen::Tcp(addr) => bind_tcp(*addr).map(Listener::Tcp),
             Listen::Unix(path) => bind_unix(path).map(|l| Listener::Unix(l, path.clone())),
         }
     }
@@ -90,6 +92,31 @@ fn loopback_like(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The listen backlog: the kernel's own ceiling, as Go and nginx take it.
+/// `TcpListener::bind` listens with 128, which a burst of clients connecting at
+/// once overflows: each client past it waits a second or more for its SYN to be
+/// sent again.
+fn backlog() -> i32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .filter(|&n| n > 0)
+        // Kernels before 4.1 keep the backlog in 16 bits (Go caps it the same way).
+        .map_or(DEFAULT_BACKLOG, |n| n.min(u16::MAX as i32))
+}
+
+/// When /proc does not say.
+const DEFAULT_BACKLOG: i32 = 4096;
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // As the standard library does: a restarted kproxy can bind at once.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog())?;
+    Ok(socket.into())
+}
+
 /// Binds a unix socket readable only by its owner (kubectl: umask 0077), after
 /// removing a stale socket left by an earlier run.
 fn bind_unix(path: &Path) -> io::Result<UnixListener> {
@@ -106,9 +133,11 @@ fn bind_unix(path: &Path) -> io::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    let listener = UnixListener::bind(path)?;
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(backlog())?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-    Ok(listener)
+    Ok(UnixListener::from(std::os::fd::OwnedFd::from(socket)))
 }
 
 /// Shared between the accept loop, connection threads and the signal handler.

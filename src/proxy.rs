@@ -98,6 +98,8 @@ pub struct Request {
     pub version: Version,
     pub keep_alive: bool,
     pub upgrade: bool,
+    /// A watch or followed logs: it gets an API server connection of its own.
+    pub long_lived: bool,
 }
 
 /// What became of a request head.
@@ -288,6 +290,7 @@ impl Proxy {
             version: head.version,
             keep_alive: head.keep_alive(),
             upgrade: upgrade.is_some(),
+            long_lived: is_stream(target),
         })
     }
 
@@ -304,9 +307,28 @@ impl Proxy {
                 .is_some_and(|v| !v.trim_ascii().is_empty());
         match own {
             true => None,
-            false => self.upstream.config.token.current(),
+            false => self.upstream.token.current(),
         }
     }
+}
+
+/// Whether a request asks for an answer that streams for as long as the client
+/// likes: `?watch=true` (or `1`), the old `/watch/` paths, `?follow=true` logs.
+fn is_stream(target: &str) -> bool {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let asks = |name: &str| {
+        query.split('&').any(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(key, value)| key == name && matches!(value, "true" | "1"))
+        })
+    };
+    let mut segments = path.split('/').skip(1);
+    let watch_path = match segments.next() {
+        Some("api") => segments.nth(1) == Some("watch"),
+        Some("apis") => segments.nth(2) == Some("watch"),
+        _ => false,
+    };
+    watch_path || asks("watch") || asks("follow")
 }
 
 /// The protocol asked for, if the request is an upgrade: a `Connection` header
@@ -372,4 +394,31 @@ fn peer_name(peer: Option<IpAddr>) -> String {
 pub fn send_now(writer: &mut Sink<Stream>, bytes: &[u8]) -> std::io::Result<()> {
     writer.write_all(bytes)?;
     writer.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_stream;
+
+    #[test]
+    fn streams_are_told_by_their_target() {
+        for target in [
+            "/api/v1/namespaces/default/pods?watch=true",
+            "/api/v1/pods?labelSelector=a&watch=1",
+            "/api/v1/watch/namespaces/default/pods",
+            "/apis/apps/v1/watch/deployments",
+            "/api/v1/namespaces/default/pods/p/log?follow=true&container=main",
+        ] {
+            assert!(is_stream(target), "{target}");
+        }
+        for target in [
+            "/api/v1/namespaces/default/pods",
+            "/api/v1/pods?watch=false",
+            "/api/v1/namespaces/watch/pods",
+            "/api/v1/namespaces/default/pods/p/log",
+            "/api/v1/pods?resourceVersionMatch=NotOlderThan&xwatch=1",
+        ] {
+            assert!(!is_stream(target), "{target}");
+        }
+    }
 }

@@ -1,20 +1,22 @@
-//! Connections to the API server: dialled with timeouts, TLS-verified, pooled.
-//!
-//! A TLS handshake costs far more than a request, so connections are kept after a
-//! complete exchange and handed to the next request from any client connection
-//! (most recently used first, which keeps the pool small and warm). Idle ones older
-//! than [`IDLE_TIMEOUT`] are dropped when met, as Go's transport does after 90 s.
+//! Connections to the API server: dialled with timeouts, TLS-verified, read
+//! through rustls's own buffer, and checked for anything unasked-for before they
+//! serve another request. [`crate::pool`] shares them between clients.
 
 use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConnection, StreamOwned};
 use socket2::SockRef;
 
-use crate::config::UpstreamConfig;
+use rustls_pki_types::ServerName;
+
+use crate::config::{ServerUrl, UpstreamConfig};
+use crate::credentials::TokenSource;
+use crate::pool::Pool;
 use crate::stream::{self, Peeked};
+use crate::tls::TlsSource;
 
 /// Connect and TLS-handshake limit, as client-go's (10 s TLS handshake timeout).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,13 +25,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// frees the connection within this. It is not a limit: the caller reads again.
 /// Set once per connection, so it costs no system call per request.
 pub const READ_WAKE: Duration = Duration::from_millis(500);
-/// How long an unused connection is kept.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Most idle connections kept; more are closed on return. HTTP/1.1 needs one
-/// connection per request in flight, so this is also the number of concurrent
-/// requests served without new TLS handshakes: at 64, a burst of 256 clients
-/// made three in four requests pay a handshake (p99 over 200 ms in the benchmark).
-const MAX_IDLE: usize = 512;
 /// Read buffer of a plain `http://` connection. A TLS connection reads through
 /// rustls's own buffer of received plaintext (one record, up to 16 KiB), with
 /// no second buffer and no copy.
@@ -144,13 +139,18 @@ impl Connection {
     }
 }
 
-/// Why a connection could not be made. `Display` says what to check.
-#[derive(Debug)]
+/// Why a connection could not be had. `Display` says what to check.
+#[derive(Debug, Clone)]
 pub enum ConnectError {
-    Resolve(io::Error),
-    Connect(io::Error),
+    Resolve(Arc<io::Error>),
+    Connect(Arc<io::Error>),
     Timeout(&'static str),
-    Tls(io::Error),
+    Tls(Arc<io::Error>),
+    /// Every connection the pool may open was busy for the whole wait.
+    Busy {
+        limit: usize,
+        waited: Duration,
+    },
 }
 
 impl ConnectError {
@@ -172,6 +172,12 @@ impl std::fmt::Display for ConnectError {
                 )
             }
             ConnectError::Tls(e) => write!(f, "TLS handshake with the API server failed: {e}"),
+            ConnectError::Busy { limit, waited } => write!(
+                f,
+                "all {limit} connections to the API server stayed busy for {}s \
+                 (--max-upstream-connections); try again",
+                waited.as_secs()
+            ),
         }
     }
 }
@@ -180,84 +186,50 @@ fn wake_reads(tcp: &TcpStream) {
     let _ = tcp.set_read_timeout(Some(READ_WAKE));
 }
 
+/// The API server as kproxy reaches it: where to send requests, with what.
 pub struct Upstream {
-    pub config: UpstreamConfig,
     /// The Host header sent upstream: the API server's own authority.
     pub authority: String,
-    idle: Mutex<Vec<(Connection, Instant)>>,
+    pub token: TokenSource,
+    pub pool: Pool,
 }
 
 impl Upstream {
-    pub fn new(config: UpstreamConfig) -> Upstream {
+    pub fn new(config: UpstreamConfig, limit: usize) -> Upstream {
         let authority = config.server.authority();
+        let dialer = Dialer {
+            server: config.server,
+            tls: config.tls,
+            server_name: config.server_name,
+        };
         Upstream {
-            config,
             authority,
-            idle: Mutex::new(Vec::new()),
+            token: config.token,
+            pool: Pool::new(dialer, limit),
         }
     }
+}
 
-    /// A pooled connection if one is fresh, else a new one.
-    pub fn get(&self) -> Result<Connection, ConnectError> {
-        match self.take_idle() {
-            Some(conn) => Ok(conn),
-            None => self.connect(),
-        }
-    }
+/// Makes new connections: TCP with timeouts, then the TLS handshake.
+pub struct Dialer {
+    server: ServerUrl,
+    /// `None` for a plain `http://` server.
+    tls: Option<TlsSource>,
+    server_name: ServerName<'static>,
+}
 
-    fn take_idle(&self) -> Option<Connection> {
-        let generation = self.generation();
-        loop {
-            let (mut conn, since) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
-            // Looked at outside the lock: a closed or talkative connection is
-            // dropped here, before a request is written to it.
-            if since.elapsed() < IDLE_TIMEOUT
-                && conn.generation == generation
-                && !conn.transport.has_unasked_input()
-            {
-                return Some(conn);
-            }
-        }
-    }
-
+impl Dialer {
     /// The CA generation new connections are made under, looking at the CA file
     /// if it is due: requests that only ever use pooled connections must still
     /// notice a rotation.
-    fn generation(&self) -> u64 {
-        self.config.tls.as_ref().map_or(0, |tls| tls.generation())
-    }
-
-    /// Returns a connection after a complete exchange, for the next request.
-    pub fn put(&self, mut conn: Connection) {
-        // More than the response came: not reusable.
-        if conn.transport.has_unasked_input() {
-            return;
-        }
-        // Verified under a CA bundle that has since changed: close it now rather
-        // than trust it for the next request.
-        let generation = self.generation();
-        if conn.generation != generation {
-            return;
-        }
-        conn.reused = true;
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        // Entries go in oldest first, and generations only grow, so the first one
-        // says whether any is stale: a full sweep only when there is one to drop.
-        let stale = |(c, since): &(Connection, Instant)| {
-            since.elapsed() >= IDLE_TIMEOUT || c.generation != generation
-        };
-        if idle.first().is_some_and(stale) {
-            idle.retain(|entry| !stale(entry));
-        }
-        if idle.len() < MAX_IDLE {
-            idle.push((conn, Instant::now()));
-        }
+    pub fn generation(&self) -> u64 {
+        self.tls.as_ref().map_or(0, |tls| tls.generation())
     }
 
     /// Dials a new connection and, for https, completes the TLS handshake.
     pub fn connect(&self) -> Result<Connection, ConnectError> {
         let tcp = self.dial()?;
-        let (transport, generation) = match &self.config.tls {
+        let (transport, generation) = match &self.tls {
             None => (
                 Transport::Plain(BufReader::with_capacity(PLAIN_READ_BUFFER, tcp)),
                 0,
@@ -278,10 +250,10 @@ impl Upstream {
     }
 
     fn dial(&self) -> Result<TcpStream, ConnectError> {
-        let server = &self.config.server;
+        let server = &self.server;
         let addrs: Vec<SocketAddr> = (server.bare_host(), server.port)
             .to_socket_addrs()
-            .map_err(ConnectError::Resolve)?
+            .map_err(|e| ConnectError::Resolve(Arc::new(e)))?
             .collect();
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
         for addr in addrs {
@@ -292,13 +264,12 @@ impl Upstream {
                     wake_reads(&tcp);
                     return Ok(tcp);
                 }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => last = e,
                 Err(e) => last = e,
             }
         }
         match last.kind() {
             io::ErrorKind::TimedOut => Err(ConnectError::Timeout("connecting")),
-            _ => Err(ConnectError::Connect(last)),
+            _ => Err(ConnectError::Connect(Arc::new(last))),
         }
     }
 
@@ -307,9 +278,10 @@ impl Upstream {
         tls: Arc<rustls::ClientConfig>,
         mut tcp: TcpStream,
     ) -> Result<StreamOwned<ClientConnection, TcpStream>, ConnectError> {
-        let name = self.config.server_name.clone();
+        let tls_error = |e| ConnectError::Tls(Arc::new(e));
+        let name = self.server_name.clone();
         let mut conn =
-            ClientConnection::new(tls, name).map_err(|e| ConnectError::Tls(io::Error::other(e)))?;
+            ClientConnection::new(tls, name).map_err(|e| tls_error(io::Error::other(e)))?;
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         while conn.is_handshaking() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -328,11 +300,18 @@ impl Upstream {
                 {
                     return Err(ConnectError::Timeout("the TLS handshake"))
                 }
-                Err(e) => return Err(ConnectError::Tls(e)),
+                Err(e) => return Err(tls_error(e)),
             }
         }
         let _ = tcp.set_write_timeout(None);
         wake_reads(&tcp);
         Ok(StreamOwned::new(conn, tcp))
+    }
+}
+
+impl Connection {
+    /// The CA bundle generation it was verified under.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 }

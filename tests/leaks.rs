@@ -112,16 +112,17 @@ fn one_round(proxy: &Kproxy, i: usize) {
     }
 }
 
-/// Waits until only kproxy's two long-lived threads (main and signals) remain
-/// and the open files stop changing (connections wind down on their own
-/// threads); returns that reading.
+/// Waits until only kproxy's long-lived threads (main, signals and the pool's
+/// dialers) remain and the open files stop changing (connections wind down on
+/// their own threads); returns that reading.
 fn settle(pid: u32) -> Footprint {
+    let long_lived = 2 + kproxy::pool::DIALERS;
     let deadline = Instant::now() + PATIENCE;
     let mut last = footprint(pid);
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let now = footprint(pid);
-        if (now.threads == 2 && now.fds == last.fds) || Instant::now() > deadline {
+        if (now.threads == long_lived && now.fds == last.fds) || Instant::now() > deadline {
             return now;
         }
         last = now;
@@ -138,6 +139,7 @@ fn ten_thousand_watches_and_tunnels_leave_nothing_behind() {
         one_round(&proxy, i);
     }
     let baseline = settle(pid);
+    assert_eq!(baseline.threads, 2 + kproxy::pool::DIALERS, "settled");
 
     let started = Instant::now();
     for i in 0..ROUNDS {

@@ -57,6 +57,12 @@ enum Case {
     QuietWatch,
     /// A 64 MiB answer that the client never reads.
     UnreadAnswer,
+    /// The same as a stream (a watch), which gets an API server connection of
+    /// its own rather than a place among the shared ones.
+    UnreadStream,
+    /// The worst together: the largest kept bodies until the budget for large
+    /// requests is spent, and unread streams on every other connection.
+    Mixed,
 }
 
 fn big_head(size: Size, request_line: &str, framing: &str) -> Vec<u8> {
@@ -70,8 +76,14 @@ fn big_head(size: Size, request_line: &str, framing: &str) -> Vec<u8> {
     head.into_bytes()
 }
 
-/// Opens one connection and leaves it in the state of `case`.
-fn open(proxy: &Kproxy, case: Case, size: Size) -> TcpStream {
+/// Opens the `i`th connection and leaves it in the state of `case`.
+fn open(proxy: &Kproxy, case: Case, size: Size, i: usize) -> TcpStream {
+    if let Case::Mixed = case {
+        return match i < 64 {
+            true => open(proxy, Case::StalledChunkedBody, Size::Largest, i),
+            false => open(proxy, Case::UnreadStream, Size::Free, i),
+        };
+    }
     let mut conn = TcpStream::connect(&proxy.addr).unwrap();
     let body = vec![b'b'; size.shape().2];
     let big_head = |line: &str, framing: &str| big_head(size, line, framing);
@@ -103,6 +115,11 @@ fn open(proxy: &Kproxy, case: Case, size: Size) -> TcpStream {
             let line = format!("GET /bytes?n={} HTTP/1.1", 64 << 20);
             conn.write_all(&big_head(&line, "")).unwrap();
         }
+        Case::UnreadStream => {
+            let line = format!("GET /bytes?n={}&watch=1 HTTP/1.1", 64 << 20);
+            conn.write_all(&big_head(&line, "")).unwrap();
+        }
+        Case::Mixed => unreachable!("opened as its parts"),
     }
     conn
 }
@@ -186,19 +203,27 @@ fn hostile_clients_at_the_connection_cap_stay_under_the_memory_limit() {
         "| case ({CONNECTIONS} connections) | held / refused | RSS MiB | peak MiB | per held connection KiB |"
     );
     println!("|---|---|---|---|---|");
-    for size in [Size::Free, Size::Largest] {
-        for case in [
-            Case::TrickledHead,
-            Case::StalledChunkedBody,
-            Case::SlowAnswer,
-            Case::QuietWatch,
-            Case::UnreadAnswer,
-        ] {
+    let cases = [
+        Case::TrickledHead,
+        Case::StalledChunkedBody,
+        Case::SlowAnswer,
+        Case::QuietWatch,
+        Case::UnreadAnswer,
+        Case::UnreadStream,
+    ];
+    let runs = cases
+        .iter()
+        .map(|&case| (case, Size::Free))
+        .chain(cases.iter().map(|&case| (case, Size::Largest)))
+        .chain([(Case::Mixed, Size::Largest)]);
+    {
+        for (case, size) in runs {
             let proxy = Kproxy::in_cluster_binary(&bin, &fake, &["--header-timeout=60s"]);
             let pid = proxy.child.id();
             let idle = status_kib(pid, "VmRSS:");
-            let conns: Vec<TcpStream> =
-                (0..CONNECTIONS).map(|_| open(&proxy, case, size)).collect();
+            let conns: Vec<TcpStream> = (0..CONNECTIONS)
+                .map(|i| open(&proxy, case, size, i))
+                .collect();
             let (rss, peak) = settled_memory(pid);
             let refused = refused(&conns);
             let held = CONNECTIONS - refused;

@@ -83,3 +83,155 @@ fn a_connection_closed_while_idle_is_not_used_even_for_a_post() {
     assert!(body.contains(r#""method":"POST","bytes":3"#), "{body}");
     assert_eq!(fake.handshakes(), 2);
 }
+
+/// `TcpExt: ListenOverflows` from /proc/net/netstat: connections dropped because
+/// a listen queue was full (each such client waits a second or more for its
+/// SYN to be sent again).
+fn listen_overflows() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")
+        .unwrap();
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
+/// The backlog of the listening socket on `port`, as `ss` shows it (Send-Q).
+fn listen_backlog(port: u16) -> u64 {
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss is installed (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_burst_of_clients_is_queued_not_dropped_and_costs_the_api_server_little() {
+    const CLIENTS: usize = 300;
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &[]);
+    let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(listen_backlog(proxy.port()), somaxconn.min(65535));
+
+    let overflows = listen_overflows();
+    let go = std::sync::Arc::new(std::sync::Barrier::new(CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (addr, go) = (proxy.addr.clone(), go.clone());
+            thread::spawn(move || {
+                go.wait();
+                let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+                let request = format!(
+                    "GET /api/v1/namespaces/default/pods/burst-{i} HTTP/1.1\r\n\
+                     Host: localhost\r\nConnection: close\r\n\r\n"
+                );
+                std::io::Write::write_all(&mut conn, request.as_bytes()).unwrap();
+                let mut answer = String::new();
+                std::io::Read::read_to_string(&mut conn, &mut answer).unwrap();
+                answer.contains(&format!(r#""name":"burst-{i}""#))
+            })
+        })
+        .collect();
+    let answered = clients
+        .into_iter()
+        .map(|c| c.join().unwrap_or(false))
+        .filter(|&ok| ok)
+        .count();
+    assert_eq!(answered, CLIENTS, "every client gets its own answer");
+    assert_eq!(
+        listen_overflows() - overflows,
+        0,
+        "clients were dropped from a full listen queue"
+    );
+    let limit = kproxy::cli::DEFAULT_MAX_UPSTREAM_CONNECTIONS;
+    assert!(
+        fake.peak_connections() <= limit,
+        "{} connections at once to the API server",
+        fake.peak_connections()
+    );
+    assert!(fake.open_connections() <= limit);
+}
+
+#[test]
+fn requests_wait_their_turn_when_every_connection_is_busy() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &["--max-upstream-connections=2"]);
+    let slow: Vec<_> = (0..6)
+        .map(|_| {
+            let url = proxy.url("/slow?ms=300");
+            thread::spawn(move || curl_status(&url, &[]))
+        })
+        .collect();
+    for request in slow {
+        assert_eq!(request.join().unwrap(), 200);
+    }
+    assert_eq!(fake.peak_connections(), 2);
+    assert_eq!(fake.handshakes(), 2, "the two connections served all six");
+}
+
+#[test]
+fn streams_do_not_keep_short_requests_waiting() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &["--max-upstream-connections=1"]);
+    // Announced streams (watches, followed logs) get connections of their own;
+    // one that does not announce itself gives its place up once it goes quiet.
+    let streams: Vec<_> = [
+        "/api/v1/namespaces/default/pods?watch=1&gated=1&events=2",
+        "/api/v1/watch/namespaces/default/pods?gated=1&events=2",
+        "/api/v1/namespaces/default/pods?watch=0&gated=1&events=2",
+        "/api/v1/namespaces/default/pods?watch=0&gated=1&events=2",
+    ]
+    .iter()
+    .map(|path| {
+        let mut reader = send(
+            &proxy,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        );
+        assert!(skip_head(&mut reader).starts_with("HTTP/1.1 200"), "{path}");
+        reader
+    })
+    .collect();
+    thread::sleep(Duration::from_secs(1));
+    for i in 0..5 {
+        let name = format!("short-{i}");
+        assert!(pod(&proxy, &name).contains(&name));
+    }
+    drop(streams);
+}
+
+#[test]
+fn a_request_that_waits_too_long_for_its_turn_is_503() {
+    let fake = FakeApiServer::start();
+    let proxy = Kproxy::in_cluster(&fake, &["--max-upstream-connections=1"]);
+    // Holds the one connection for 40 s.
+    let mut busy = send(
+        &proxy,
+        "GET /slow?ms=40000 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
+    thread::sleep(Duration::from_millis(500));
+    let (_, body, _) = curl(&[
+        "--max-time",
+        "60",
+        "-w",
+        "\n%{http_code}",
+        &proxy.url("/api"),
+    ]);
+    let (body, code) = body.rsplit_once('\n').unwrap();
+    assert_eq!(code, "503", "{body}");
+    assert!(
+        body.contains(r#""kind":"Status""#) && body.contains("--max-upstream-connections"),
+        "{body}"
+    );
+    busy.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    assert_eq!(read_response(&mut busy).0, 200);
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200, "served again");
+}

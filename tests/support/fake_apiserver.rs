@@ -8,7 +8,8 @@
 //! Routes (all need `Authorization: Bearer <a valid token>`, else 401 Status):
 //! - `/api`, `/apis`, `/api/v1`: discovery, enough for `kubectl get --raw` and `kubectl get pods`
 //! - `/api/v1/namespaces/NS/pods/NAME`: a Pod; `/api/v1/namespaces/NS/pods`: a PodList
-//! - `...pods?watch=...`: a chunked watch stream, `events` events `interval_ms` apart
+//! - `...pods?watch=...` (or `/api/v1/watch/namespaces/NS/pods`): a chunked watch
+//!   stream, `events` events `interval_ms` apart
 //! - `/bytes?n=N[&chunked=1][&close=1]`: N bytes framed by length, chunks, or close
 //! - `/echo` (any method): `{"method":..,"bytes":N,"fnv":H}` of the request body
 //! - `/status/CODE`: an empty answer with that status
@@ -69,6 +70,8 @@ impl Recorded {
 pub struct Stats {
     pub handshakes: AtomicUsize,
     pub connections_open: AtomicUsize,
+    /// The most connections open at once.
+    pub connections_peak: AtomicUsize,
     pub requests: Mutex<Vec<Recorded>>,
     /// Whether `/readyz` says ok.
     pub not_ready: std::sync::atomic::AtomicBool,
@@ -287,6 +290,11 @@ impl FakeApiServer {
     pub fn open_connections(&self) -> usize {
         self.stats.connections_open.load(Ordering::SeqCst)
     }
+
+    /// The most connections that were open at once.
+    pub fn peak_connections(&self) -> usize {
+        self.stats.connections_peak.load(Ordering::SeqCst)
+    }
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {
@@ -317,7 +325,8 @@ fn serve_connection(
     stats: &Stats,
     tokens: &Mutex<Vec<String>>,
 ) {
-    stats.connections_open.fetch_add(1, Ordering::SeqCst);
+    let open = stats.connections_open.fetch_add(1, Ordering::SeqCst) + 1;
+    stats.connections_peak.fetch_max(open, Ordering::SeqCst);
     let _open = OpenGuard(&stats.connections_open);
     let _ = stream.set_nodelay(true);
     let Ok(conn) = rustls::ServerConnection::new(config) else {
@@ -524,6 +533,7 @@ fn route(
         ["api", "v1", "namespaces", ns, "pods"] if q.contains_key("watch") => {
             watch(out, ns, &q, stats)
         }
+        ["api", "v1", "watch", "namespaces", ns, "pods"] => watch(out, ns, &q, stats),
         ["api", "v1", "namespaces", ns, "pods"] => {
             let n = q.get("pods").and_then(|n| n.parse().ok()).unwrap_or(2);
             json(out, &pod_list(ns, n))

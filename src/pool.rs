@@ -1,0 +1,416 @@
+//! The connections to the API server, shared by all clients: a bounded number,
+//! made a few at a time, lent in turn.
+//!
+//! HTTP/1.1 needs a connection per request in flight, but not one per client.
+//! Ordinary requests share at most `limit` connections (lent, idle and being
+//! made, together); a request that finds none free waits its turn, first come
+//! first served, as Go's transport does with `MaxConnsPerHost`. So one sidecar
+//! costs the API server at most `limit` connections, however many clients burst.
+//!
+//! New connections are made by [`DIALERS`] threads, so a burst of new clients
+//! ramps up a few handshakes at a time instead of storming the API server with
+//! one per client; and a TLS handshake's deep stack is touched on those threads
+//! only, not on every client's.
+//!
+//! Long-lived streams are not counted: a watch, `follow`ed logs and a tunnel
+//! get a connection of their own ([`Pool::own`], [`Pool::fresh`]), and a lent
+//! connection whose answer goes quiet mid-body stops counting
+//! ([`Lease::detach`]). So streams never starve short requests of their turn.
+//!
+//! Idle connections are closed after [`IDLE_TIMEOUT`], as Go's transport does.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::upstream::{ConnectError, Connection, Dialer};
+
+/// Connections made at once. Each handshake takes a millisecond or two of CPU
+/// on each side; four keep a cold burst of hundreds of clients brief without
+/// the API server seeing hundreds of handshakes at the same instant.
+pub const DIALERS: usize = 4;
+/// How long an unused connection is kept (Go's transport: 90 s).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a request waits for its turn before it is answered 503.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(30);
+/// How often the dialers look for idle connections to close.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Stack of a dialer thread: a handshake with an RSA-4096 certificate fits
+/// (tests/config.rs), as on the connection threads.
+const DIALER_STACK: usize = 256 * 1024;
+
+pub struct Pool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    dialer: Dialer,
+    limit: usize,
+    state: Mutex<State>,
+    /// Wakes the dialer threads when there is a job.
+    work: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Oldest first, so the newest (warmest) is lent first.
+    idle: Vec<(Connection, Instant)>,
+    /// Connections lent and counted against the limit.
+    lent: usize,
+    /// Connections being made for the queue, counted against the limit.
+    dialing: usize,
+    /// Requests waiting their turn, first come first served.
+    queue: VecDeque<Waiter>,
+    jobs: VecDeque<Job>,
+    next_waiter: u64,
+}
+
+struct Waiter {
+    id: u64,
+    deliver: SyncSender<Delivery>,
+}
+
+type Delivery = Result<Lease, ConnectError>;
+
+enum Job {
+    /// For whoever is first in the queue when it is ready.
+    Queue,
+    /// For one request of its own (a stream or a tunnel), not counted.
+    Own(SyncSender<Delivery>),
+}
+
+/// A connection lent for one exchange. Dropped without [`Lease::give_back`],
+/// the connection is closed; either way its place in the limit is freed.
+pub struct Lease {
+    /// Dropped first: the connection is closed before its place is freed.
+    conn: Option<Connection>,
+    place: Place,
+}
+
+/// A lease's place in the limit, freed when dropped (or detached).
+pub struct Place {
+    shared: Arc<Shared>,
+    counted: bool,
+}
+
+impl Pool {
+    /// Starts the dialer threads.
+    pub fn new(dialer: Dialer, limit: usize) -> Pool {
+        let shared = Arc::new(Shared {
+            dialer,
+            limit,
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+        });
+        for _ in 0..DIALERS {
+            let shared = shared.clone();
+            let spawned = thread::Builder::new()
+                .name("dialer".into())
+                .stack_size(DIALER_STACK)
+                .spawn(move || shared.dial_forever());
+            if let Err(e) = spawned {
+                crate::log!(0, "warning: cannot start a dialer thread: {e}");
+            }
+        }
+        Pool { shared }
+    }
+
+    /// A connection for an ordinary request, counted against the limit: the
+    /// newest idle one, else the next one free or made, in turn.
+    pub fn lease(&self) -> Result<Lease, ConnectError> {
+        let generation = self.shared.dialer.generation();
+        loop {
+            let mut state = self.shared.lock();
+            if let Some(conn) = state.pop_idle(generation) {
+                state.lent += 1;
+                drop(state);
+                match Lease::checked(&self.shared, conn, true) {
+                    Some(lease) => return Ok(lease),
+                    None => continue,
+                }
+            }
+            let id = state.next_waiter;
+            state.next_waiter += 1;
+            let (deliver, delivery) = sync_channel(1);
+            state.queue.push_back(Waiter { id, deliver });
+            self.shared.dial_for_queue(&mut state);
+            drop(state);
+            return self.wait_turn(id, &delivery);
+        }
+    }
+
+    fn wait_turn(&self, id: u64, delivery: &Receiver<Delivery>) -> Result<Lease, ConnectError> {
+        if let Ok(delivered) = delivery.recv_timeout(QUEUE_WAIT) {
+            return delivered;
+        }
+        let mut state = self.shared.lock();
+        state.queue.retain(|waiter| waiter.id != id);
+        drop(state);
+        // A connection may have been handed over just as the wait ended.
+        delivery.try_recv().unwrap_or(Err(ConnectError::Busy {
+            limit: self.shared.limit,
+            waited: QUEUE_WAIT,
+        }))
+    }
+
+    /// A connection of its own for a long-lived stream (a watch, followed logs),
+    /// not counted against the limit: an idle one if there is one, else a new one.
+    pub fn own(&self) -> Result<Lease, ConnectError> {
+        let generation = self.shared.dialer.generation();
+        loop {
+            let idle = self.shared.lock().pop_idle(generation);
+            match idle {
+                Some(conn) => match Lease::checked(&self.shared, conn, false) {
+                    Some(lease) => return Ok(lease),
+                    None => continue,
+                },
+                None => return self.made_for_me(),
+            }
+        }
+    }
+
+    /// A new connection that will not return to the pool (a tunnel's).
+    pub fn fresh(&self) -> Result<Connection, ConnectError> {
+        self.made_for_me().map(Lease::into_connection)
+    }
+
+    fn made_for_me(&self) -> Result<Lease, ConnectError> {
+        let (deliver, delivery) = sync_channel(1);
+        let mut state = self.shared.lock();
+        state.jobs.push_back(Job::Own(deliver));
+        self.shared.work.notify_one();
+        drop(state);
+        // A dial ends within the connect and handshake timeouts; should the
+        // dialers be gone, the sender drops and this returns at once.
+        delivery
+            .recv()
+            .unwrap_or(Err(ConnectError::Timeout("connecting")))
+    }
+
+    /// Connections open to the API server for ordinary requests (lent and idle).
+    pub fn open(&self) -> usize {
+        let state = self.shared.lock();
+        state.lent + state.idle.len()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts as many new connections as the queue needs and the limit allows.
+    fn dial_for_queue(&self, state: &mut State) {
+        let open = state.lent + state.idle.len() + state.dialing;
+        let wanted = state.queue.len().saturating_sub(state.dialing);
+        for _ in 0..wanted.min(self.limit.saturating_sub(open)) {
+            state.dialing += 1;
+            state.jobs.push_back(Job::Queue);
+            self.work.notify_one();
+        }
+    }
+
+    /// Gives a free connection to the first request still waiting, or keeps it
+    /// idle. Called with the lock held.
+    fn hand_on(self: &Arc<Self>, state: &mut State, mut conn: Connection) {
+        while let Some(waiter) = state.queue.pop_front() {
+            let lease = Lease::new(self, conn, true);
+            match waiter.deliver.try_send(Ok(lease)) {
+                Ok(()) => {
+                    state.lent += 1;
+                    return;
+                }
+                // That request stopped waiting: the next one.
+                Err(refused) => conn = into_delivered(refused).disarm(),
+            }
+        }
+        state.idle.push((conn, Instant::now()));
+    }
+
+    /// A place in the limit was freed: the queue may need a new connection.
+    fn freed(&self, counted: bool) {
+        if counted {
+            let mut state = self.lock();
+            state.lent -= 1;
+            self.dial_for_queue(&mut state);
+        }
+    }
+
+    /// A dialer thread: makes connections for jobs; between jobs, closes idle
+    /// connections past their time.
+    fn dial_forever(self: Arc<Self>) {
+        loop {
+            let job = {
+                let mut state = self.lock();
+                loop {
+                    if let Some(job) = state.jobs.pop_front() {
+                        break job;
+                    }
+                    let (next, waited) = self
+                        .work
+                        .wait_timeout(state, SWEEP_EVERY)
+                        .unwrap_or_else(|p| p.into_inner());
+                    state = next;
+                    if waited.timed_out() {
+                        self.sweep(&mut state);
+                    }
+                }
+            };
+            let made = self.dialer.connect();
+            match job {
+                Job::Own(deliver) => {
+                    let lease = made.map(|conn| Lease::new(&self, conn, false));
+                    // If the request gave up, the connection is closed here.
+                    let _ = deliver.try_send(lease);
+                }
+                Job::Queue => {
+                    let mut state = self.lock();
+                    state.dialing -= 1;
+                    match made {
+                        Ok(conn) => self.hand_on(&mut state, conn),
+                        // Whoever waits now would most likely fail the same way:
+                        // they are told at once rather than each after its own try.
+                        Err(e) => {
+                            for waiter in state.queue.drain(..) {
+                                let _ = waiter.deliver.try_send(Err(e.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes idle connections unused for [`IDLE_TIMEOUT`], or verified under a
+    /// CA bundle that has since changed.
+    fn sweep(&self, state: &mut State) {
+        let generation = self.dialer.generation();
+        state.idle.retain(|(conn, since)| {
+            since.elapsed() < IDLE_TIMEOUT && conn.generation() == generation
+        });
+    }
+}
+
+impl State {
+    /// The newest idle connection that is still fresh; stale ones met on the
+    /// way are closed.
+    fn pop_idle(&mut self, generation: u64) -> Option<Connection> {
+        while let Some((conn, since)) = self.idle.pop() {
+            if since.elapsed() < IDLE_TIMEOUT && conn.generation() == generation {
+                return Some(conn);
+            }
+        }
+        None
+    }
+}
+
+fn into_delivered(refused: std::sync::mpsc::TrySendError<Delivery>) -> Lease {
+    let (std::sync::mpsc::TrySendError::Full(delivery)
+    | std::sync::mpsc::TrySendError::Disconnected(delivery)) = refused;
+    match delivery {
+        Ok(lease) => lease,
+        Err(_) => unreachable!("only connections are handed on"),
+    }
+}
+
+impl Lease {
+    fn new(shared: &Arc<Shared>, conn: Connection, counted: bool) -> Lease {
+        Lease {
+            conn: Some(conn),
+            place: Place {
+                shared: shared.clone(),
+                counted,
+            },
+        }
+    }
+
+    /// `conn` as a lease if nothing unasked-for came on it while it was idle;
+    /// otherwise it is closed (freeing its place) and `None` returned.
+    fn checked(shared: &Arc<Shared>, mut conn: Connection, counted: bool) -> Option<Lease> {
+        match conn.transport.has_unasked_input() {
+            false => Some(Lease::new(shared, conn, counted)),
+            true => {
+                drop(Lease::new(shared, conn, counted));
+                None
+            }
+        }
+    }
+
+    pub fn conn(&mut self) -> &mut Connection {
+        self.parts().0
+    }
+
+    /// The connection and the place, to use both at once (stream through the
+    /// one, detach the other).
+    pub fn parts(&mut self) -> (&mut Connection, &mut Place) {
+        match &mut self.conn {
+            Some(conn) => (conn, &mut self.place),
+            None => unreachable!("a lease holds its connection until it is consumed"),
+        }
+    }
+
+    /// After a complete, clean exchange: the connection serves the next request
+    /// (a waiting one first). One that heard more than its answer, or was
+    /// verified under a CA bundle since replaced, is closed instead; so is one
+    /// of a stream's when the limit is reached.
+    pub fn give_back(mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let shared = self.place.shared.clone();
+        if conn.transport.has_unasked_input() || conn.generation() != shared.dialer.generation() {
+            return; // closed, then the place freed, as `self` drops
+        }
+        conn.reused = true;
+        let counted = std::mem::replace(&mut self.place.counted, false);
+        let mut state = shared.lock();
+        if counted {
+            state.lent -= 1;
+        } else if state.lent + state.idle.len() + state.dialing >= shared.limit {
+            return;
+        }
+        shared.hand_on(&mut state, conn);
+    }
+
+    /// The connection back, without freeing a place: for a lease that was never
+    /// handed over (the pool's lock is held; dropping it would lock again).
+    fn disarm(mut self) -> Connection {
+        self.place.counted = false;
+        self.take()
+    }
+
+    /// The connection, taken out of the pool's keeping for good.
+    fn into_connection(mut self) -> Connection {
+        self.place.detach();
+        self.take()
+    }
+
+    fn take(&mut self) -> Connection {
+        match self.conn.take() {
+            Some(conn) => conn,
+            None => unreachable!("a lease holds its connection until it is consumed"),
+        }
+    }
+}
+
+impl Place {
+    /// Whether it counts against the limit.
+    pub fn counted(&self) -> bool {
+        self.counted
+    }
+
+    /// The answer turned into a long stream: stop counting it, so that short
+    /// requests are not kept waiting behind it.
+    pub fn detach(&mut self) {
+        let counted = std::mem::replace(&mut self.counted, false);
+        self.shared.freed(counted);
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
