@@ -123,21 +123,25 @@ impl Pool {
         let generation = self.shared.dialer.generation();
         loop {
             let mut state = self.shared.lock();
-            if let Some(conn) = state.pop_idle(generation) {
-                state.lent += 1;
-                drop(state);
-                match Lease::checked(&self.shared, conn, true) {
-                    Some(lease) => return Ok(lease),
-                    None => continue,
+            let lease = match state.pop_idle(generation) {
+                Some(conn) => {
+                    state.lent += 1;
+                    drop(state);
+                    Lease::new(&self.shared, conn, true)
                 }
+                None => {
+                    let id = state.next_waiter;
+                    state.next_waiter += 1;
+                    let (deliver, delivery) = sync_channel(1);
+                    state.queue.push_back(Waiter { id, deliver });
+                    self.shared.dial_for_queue(&mut state);
+                    drop(state);
+                    self.wait_turn(id, &delivery)?
+                }
+            };
+            if let Some(lease) = lease.usable() {
+                return Ok(lease);
             }
-            let id = state.next_waiter;
-            state.next_waiter += 1;
-            let (deliver, delivery) = sync_channel(1);
-            state.queue.push_back(Waiter { id, deliver });
-            self.shared.dial_for_queue(&mut state);
-            drop(state);
-            return self.wait_turn(id, &delivery);
         }
     }
 
@@ -162,7 +166,7 @@ impl Pool {
         loop {
             let idle = self.shared.lock().pop_idle(generation);
             match idle {
-                Some(conn) => match Lease::checked(&self.shared, conn, false) {
+                Some(conn) => match Lease::new(&self.shared, conn, false).usable() {
                     Some(lease) => return Ok(lease),
                     None => continue,
                 },
@@ -326,15 +330,15 @@ impl Lease {
         }
     }
 
-    /// `conn` as a lease if nothing unasked-for came on it while it was idle;
-    /// otherwise it is closed (freeing its place) and `None` returned.
-    fn checked(shared: &Arc<Shared>, mut conn: Connection, counted: bool) -> Option<Lease> {
-        match conn.transport.has_unasked_input() {
-            false => Some(Lease::new(shared, conn, counted)),
-            true => {
-                drop(Lease::new(shared, conn, counted));
-                None
-            }
+    /// The lease, if its connection may carry a request: a reused one is looked
+    /// at once more, right before use, for anything unasked-for that came since
+    /// its last answer (one peek per reuse). Otherwise it is closed, its place
+    /// freed, and `None` returned.
+    fn usable(mut self) -> Option<Lease> {
+        let conn = self.conn();
+        match !conn.reused || conn.transport.socket_is_quiet() {
+            true => Some(self),
+            false => None,
         }
     }
 
@@ -352,15 +356,16 @@ impl Lease {
     }
 
     /// After a complete, clean exchange: the connection serves the next request
-    /// (a waiting one first). One that heard more than its answer, or was
+    /// (a waiting one first). One that read more than its answer, or was
     /// verified under a CA bundle since replaced, is closed instead; so is one
-    /// of a stream's when the limit is reached.
+    /// of a stream's when the limit is reached. (Whether anything came later is
+    /// looked at by the request that takes it: see [`Lease::usable`].)
     pub fn give_back(mut self) {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
         let shared = self.place.shared.clone();
-        if conn.transport.has_unasked_input() || conn.generation() != shared.dialer.generation() {
+        if conn.transport.has_buffered_input() || conn.generation() != shared.dialer.generation() {
             return; // closed, then the place freed, as `self` drops
         }
         conn.reused = true;

@@ -70,10 +70,15 @@ impl Write for Transport {
     }
 
     /// One TLS payload (or one `writev`) for a head, its token and a small body.
+    /// (`StreamOwned` leaves `write_vectored` to the default, which writes only
+    /// the first slice: a record and a system call per slice. `Stream` does not.)
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.get_mut().write_vectored(bufs),
-            Transport::Tls(s) => s.write_vectored(bufs),
+            Transport::Tls(s) => {
+                let StreamOwned { conn, sock } = &mut **s;
+                rustls::Stream::new(conn, sock).write_vectored(bufs)
+            }
         }
     }
 
@@ -93,20 +98,25 @@ impl Transport {
         }
     }
 
-    /// Whether anything has come that no request asked for: bytes buffered past
-    /// the response, TLS data or a close already decrypted, or bytes waiting on
-    /// the socket. A connection with any of these must not serve another request:
-    /// the next client would get an answer meant for no one, and the one after
-    /// it the previous client's answer (Go's transport drops these too).
-    pub fn has_unasked_input(&mut self) -> bool {
-        let buffered = match self {
+    /// Whether anything was read past the response that no request asked for:
+    /// bytes buffered, TLS data or a close already decrypted. A connection with
+    /// any must not serve another request: the next client would get an answer
+    /// meant for no one, and the one after it the previous client's answer (Go's
+    /// transport drops these too). Bytes still on the socket are looked for by
+    /// [`Transport::socket_is_quiet`], right before the connection is used.
+    pub fn has_buffered_input(&mut self) -> bool {
+        match self {
             Transport::Plain(s) => !s.buffer().is_empty(),
             Transport::Tls(s) => match s.conn.process_new_packets() {
                 Ok(io) => io.plaintext_bytes_to_read() > 0 || io.peer_has_closed(),
                 Err(_) => true,
             },
-        };
-        buffered || stream::peek(&SockRef::from(self.tcp())) != Peeked::Nothing
+        }
+    }
+
+    /// Nothing waiting on the socket (one non-blocking peek).
+    pub fn socket_is_quiet(&self) -> bool {
+        stream::peek(&SockRef::from(self.tcp())) == Peeked::Nothing
     }
 
     /// The bytes already read past the 101 head, and the transport: for a tunnel.
