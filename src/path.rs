@@ -11,14 +11,16 @@
 //! and routed as another. Such a path is never forwarded: the client gets
 //! kubectl's `301` to the cleaned path, whose next request is judged clean.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A path the filter may judge: percent-decoded, with no `.`, `..` or empty
 /// segment (a trailing slash is kept: `/api/` and `/api` differ upstream).
+/// Borrowed from the request when it holds no escape (the usual case).
 #[derive(Debug, PartialEq, Eq)]
-pub struct CanonicalPath(String);
+pub struct CanonicalPath<'a>(Cow<'a, str>);
 
-impl CanonicalPath {
+impl CanonicalPath<'_> {
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -45,16 +47,21 @@ impl fmt::Display for PathError {
 }
 
 /// Judges a raw path (the request-target without its query, starting with `/`).
-pub fn canonical(raw: &str) -> Result<CanonicalPath, PathError> {
-    let decoded = percent_decode(raw).ok_or(PathError::Undecodable)?;
+pub fn canonical(raw: &str) -> Result<CanonicalPath<'_>, PathError> {
+    let decoded: Cow<'_, [u8]> = match raw.contains('%') {
+        false if raw.bytes().any(|b| b.is_ascii_control()) => return Err(PathError::Undecodable),
+        false => Cow::Borrowed(raw.as_bytes()),
+        true => Cow::Owned(percent_decode(raw).ok_or(PathError::Undecodable)?),
+    };
     if !is_clean(&decoded) {
         return Err(PathError::NotCanonical(escape(&clean(&decoded))));
     }
-    // Not UTF-8 after decoding: judged in a lossy form, which still shows every
-    // ASCII segment name (`exec`, `attach`) exactly as the API server routes it.
-    Ok(CanonicalPath(
-        String::from_utf8_lossy(&decoded).into_owned(),
-    ))
+    Ok(CanonicalPath(match decoded {
+        Cow::Borrowed(_) => Cow::Borrowed(raw),
+        // Not UTF-8 after decoding: judged in a lossy form, which still shows every
+        // ASCII segment name (`exec`, `attach`) exactly as the API server routes it.
+        Cow::Owned(bytes) => Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()),
+    }))
 }
 
 /// `/` followed by segments none of which is empty, `.` or `..` (the last may be
@@ -63,12 +70,14 @@ fn is_clean(path: &[u8]) -> bool {
     let Some(rest) = path.strip_prefix(b"/") else {
         return false;
     };
-    let segments: Vec<&[u8]> = rest.split(|&b| b == b'/').collect();
-    let last = segments.len() - 1;
-    segments
-        .iter()
-        .enumerate()
-        .all(|(i, segment)| !matches!(*segment, b"." | b"..") && (i == last || !segment.is_empty()))
+    let mut segments = rest.split(|&b| b == b'/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if matches!(segment, b"." | b"..") || (segment.is_empty() && !last) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Go's `path.Clean` with the trailing slash kept, as the `ServeMux` in front of
@@ -144,7 +153,7 @@ mod tests {
     use super::*;
 
     fn judged(raw: &str) -> Result<String, PathError> {
-        canonical(raw).map(|p| p.0)
+        canonical(raw).map(|p| p.0.into_owned())
     }
 
     fn moved(to: &str) -> Result<String, PathError> {

@@ -50,7 +50,13 @@ impl UpstreamHead {
         adds_token: bool,
         upgrade: Option<&[u8]>,
     ) -> UpstreamHead {
-        let mut out = Vec::with_capacity(256 + target.len());
+        // Room for all of it at once: the client's fields, plus what this hop adds.
+        let fields: usize = head
+            .headers
+            .iter()
+            .map(|h| h.name.len() + h.value.len() + 4)
+            .sum();
+        let mut out = Vec::with_capacity(fields + target.len() + authority.len() + 128);
         out.extend_from_slice(head.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(target.as_bytes());

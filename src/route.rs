@@ -48,13 +48,13 @@ impl Router {
         if !target.starts_with('/') {
             return Err(LocalResponse::text(400, "bad request target"));
         }
-        match canonical(head.path()) {
-            Ok(_) => {}
+        let path = match canonical(head.path()) {
+            Ok(path) => path,
             Err(PathError::Undecodable) => return Err(LocalResponse::text(400, "bad path")),
             Err(PathError::NotCanonical(cleaned)) => {
                 return Err(moved(&cleaned, head.query()));
             }
-        }
+        };
         let origin = request_origin(head)?;
         if let Some(filter) = &self.filter {
             filter
@@ -66,9 +66,15 @@ impl Router {
         }
         let target = self.strip_prefix(head, target)?;
         if let Some(filter) = &self.filter {
-            let path = target.split_once('?').map_or(target, |(path, _)| path);
-            // The prefix is plain text: what is left of a canonical path is canonical.
-            let path = canonical(path).map_err(|_| LocalResponse::text(400, "bad path"))?;
+            // The filter sees the path without the prefix, as kubectl's does; the
+            // prefix is plain text, so what is left of a canonical path is canonical.
+            let path = match self.api_prefix.as_str() {
+                "/" => path,
+                _ => {
+                    let rest = target.split_once('?').map_or(target, |(path, _)| path);
+                    canonical(rest).map_err(|_| LocalResponse::text(400, "bad path"))?
+                }
+            };
             filter
                 .check(head.method, &path, host, origin)
                 .map_err(|why| refuse(head, why))?;
