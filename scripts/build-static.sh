@@ -1,27 +1,46 @@
 #!/usr/bin/env bash
-# Builds the static binary that the scratch image ships:
-#   target/x86_64-unknown-linux-musl/release/kproxy
+# Builds the static binary that the scratch image ships, for a target triple
+# (default: this machine's architecture):
+#   scripts/build-static.sh [TARGET]     e.g. aarch64-unknown-linux-musl
+#   -> target/TARGET/release/kproxy
 # It links musl statically, so it runs with nothing else on the filesystem: no
 # libc, no /etc, no CA bundle (the CA comes from the service-account directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-target=x86_64-unknown-linux-musl
+target=${1:-$(uname -m)-unknown-linux-musl}
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
-# ring compiles C and assembly for the target. Debian's gcc cannot link for musl by
-# itself; musl-tools provides the `musl-gcc` wrapper that cc-rs looks for when it
-# builds for *-linux-musl. (CC_x86_64_unknown_linux_musl=gcc also works for ring
-# alone, since ring's C needs no libc headers, but musl-gcc is the sound choice.)
-need musl-gcc musl-tools
+# ring compiles C and assembly for the target. For this machine's own architecture,
+# musl-tools provides the `musl-gcc` wrapper that cc-rs looks for. For another,
+# Debian's cross gcc compiles ring's C (which needs no libc headers) and links
+# against the musl that Rust's target ships: chosen over zig because a fresh
+# machine has it in half a minute (zig's cargo-zigbuild takes minutes to install
+# and its first build minutes more), and the builds are alike (see README).
+arch=${target%%-*}
+if [ "$arch" = "$(uname -m)" ]; then
+    need musl-gcc musl-tools
+else
+    case "$arch" in
+        aarch64) gnu=aarch64-linux-gnu ;;
+        armv7) gnu=arm-linux-gnueabihf ;;
+        riscv64gc) gnu=riscv64-linux-gnu ;;
+        powerpc64le) gnu=powerpc64le-linux-gnu ;;
+        x86_64) gnu=x86_64-linux-gnu ;;
+        *) echo "error: no cross compiler known for $target" >&2; exit 1 ;;
+    esac
+    need "$gnu-gcc" "gcc-${gnu//_/-}"
+    env_target=${target//-/_}
+    export "CC_$env_target=$gnu-gcc" "AR_$env_target=$gnu-ar"
+    export "CARGO_TARGET_${env_target^^}_LINKER=$gnu-gcc"
+fi
 
 cargo build --release --locked --target "$target" --bin kproxy
 bin=target/$target/release/kproxy
 if command -v file >/dev/null; then file "$bin"; fi
-# ldd says "statically linked" (static-pie) or "not a dynamic executable".
-if ldd "$bin" 2>&1 | grep -q '=>'; then
-    echo "error: $bin is dynamically linked:" >&2
-    ldd "$bin" >&2
+# A static binary has no program interpreter (no PT_INTERP), for any architecture.
+if LC_ALL=C readelf -l "$bin" 2>/dev/null | grep -q "program interpreter"; then
+    echo "error: $bin is dynamically linked" >&2
     exit 1
 fi
 echo "$bin: $(stat -c %s "$bin") bytes, statically linked"

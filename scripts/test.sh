@@ -19,6 +19,13 @@ need buildah
 need skopeo
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
     rustup target add x86_64-unknown-linux-musl
+# The aarch64 static binary is built (Debian's cross gcc compiles ring's C) and
+# run under qemu-user-static (tests/arch.rs).
+need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+need qemu-aarch64-static qemu-user-static
+need readelf binutils
+rustup target list --installed | grep -qx aarch64-unknown-linux-musl ||
+    rustup target add aarch64-unknown-linux-musl
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --check

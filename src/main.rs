@@ -25,7 +25,12 @@ fn main() -> ExitCode {
             }
         }
         Ok(Command::Version) => {
-            println!("kproxy {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "kproxy {} (commit {}, {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("KPROXY_COMMIT"),
+                env!("KPROXY_TARGET")
+            );
             return ExitCode::SUCCESS;
         }
         Err(e) => return fail(&e),

@@ -225,7 +225,11 @@ fn help_and_version() {
     }
     let out = run_kproxy(&["--version"], &[]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("kproxy "));
+    let version = String::from_utf8_lossy(&out.stdout);
+    // `kproxy 0.1.0 (commit 0123abc..., x86_64-unknown-linux-gnu)`: set at build time.
+    let expected = format!("kproxy {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected), "{version}");
+    assert!(version.trim_end().ends_with("-linux-gnu)"), "{version}");
 }
 
 #[test]
