@@ -420,7 +420,8 @@ impl Proxy {
         client: &mut Client,
     ) -> Answer {
         let (conn, place) = lease.parts();
-        let (answer, reusable) = self.stream_back(reply, conn, located, scratch, client, place);
+        let (answer, reusable) =
+            self.stream_back(reply, conn, located, scratch, client, Some(place));
         if reusable {
             lease.give_back();
         }
@@ -436,8 +437,7 @@ impl Proxy {
         scratch: &[u8],
         client: &mut Client,
     ) -> Answer {
-        let mut no_place = None;
-        self.stream_back(reply, &mut conn, located, scratch, client, &mut no_place)
+        self.stream_back(reply, &mut conn, located, scratch, client, None)
             .0
     }
 
@@ -450,7 +450,7 @@ impl Proxy {
         located: Located,
         scratch: &[u8],
         client: &mut Client,
-        place: &mut dyn Detach,
+        mut place: Option<&mut Place>,
     ) -> (Answer, bool) {
         let parsed = located
             .bytes(&mut conn.transport, scratch)
@@ -503,7 +503,9 @@ impl Proxy {
         let mut body = BodyReader::new(&mut conn.transport, kind);
         let client_side = client.reader.get_ref();
         let copied = body::copy(&mut body, &mut client.writer, encoding, &mut |_| {
-            place.detach_once();
+            if let Some(place) = place.as_deref_mut() {
+                place.detach();
+            }
             match client_side.is_gone() {
                 true => Err(CopyError::Write(io::ErrorKind::BrokenPipe.into())),
                 false => Ok(()),
@@ -539,24 +541,6 @@ impl Proxy {
             ),
         }
     }
-}
-
-/// What a quiet answer does to its connection's place in the pool.
-trait Detach {
-    fn detach_once(&mut self);
-}
-
-impl Detach for Place {
-    fn detach_once(&mut self) {
-        if self.counted() {
-            self.detach();
-        }
-    }
-}
-
-/// A connection outside the pool has no place to give up.
-impl Detach for Option<Place> {
-    fn detach_once(&mut self) {}
 }
 
 /// Reads the API server's response head, skipping interim 1xx responses.

@@ -192,12 +192,6 @@ impl Pool {
             .recv()
             .unwrap_or(Err(ConnectError::Timeout("connecting")))
     }
-
-    /// Connections open to the API server for ordinary requests (lent and idle).
-    pub fn open(&self) -> usize {
-        let state = self.shared.lock();
-        state.lent + state.idle.len()
-    }
 }
 
 impl Shared {
@@ -401,11 +395,6 @@ impl Lease {
 }
 
 impl Place {
-    /// Whether it counts against the limit.
-    pub fn counted(&self) -> bool {
-        self.counted
-    }
-
     /// The answer turned into a long stream: stop counting it, so that short
     /// requests are not kept waiting behind it.
     pub fn detach(&mut self) {

@@ -60,12 +60,7 @@ fn the_aarch64_binary_serves_the_lab_under_qemu() {
         .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
         .env("KUBERNETES_SERVICE_PORT", fake.port.to_string());
     let proxy = Kproxy::spawn(cmd);
-    let (code, body, err) = curl(&[&proxy.url("/api")]);
-    assert_eq!(code, 0, "{err}");
-    assert!(body.contains("APIVersions"), "{body}");
-    let pod = "/api/v1/namespaces/default/pods/apiserver-via-sidecar";
-    let (_, body, _) = curl(&[&proxy.url(pod)]);
-    assert!(body.contains(r#""name":"apiserver-via-sidecar""#), "{body}");
+    assert_lab_calls_work(&proxy);
     let seen = fake.last_request();
     assert_eq!(
         seen.header("Authorization"),

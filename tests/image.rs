@@ -140,11 +140,7 @@ fn the_scratch_image_is_small_and_runs_with_nothing_else() {
     .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     .env("KUBERNETES_SERVICE_PORT", fake.port.to_string());
     let proxy = Kproxy::spawn(cmd);
-    let (code, body, err) = curl(&[&proxy.url("/api")]);
-    assert_eq!(code, 0, "{err}");
-    assert!(body.contains("APIVersions"), "{body}");
-    let (_, body, _) = curl(&[&proxy.url("/api/v1/namespaces/default/pods/apiserver-via-sidecar")]);
-    assert!(body.contains(r#""name":"apiserver-via-sidecar""#), "{body}");
+    assert_lab_calls_work(&proxy);
 
     // The self-probe works from inside the image too.
     let port = proxy.port().to_string();

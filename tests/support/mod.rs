@@ -263,6 +263,17 @@ pub fn curl(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The lab's two calls from a Pod's main container, through `proxy`: the API's
+/// versions and the lab's own Pod.
+pub fn assert_lab_calls_work(proxy: &Kproxy) {
+    let (code, body, err) = curl(&[&proxy.url("/api")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(body.contains("APIVersions"), "{body}");
+    let pod = "/api/v1/namespaces/default/pods/apiserver-via-sidecar";
+    let (_, body, _) = curl(&[&proxy.url(pod)]);
+    assert!(body.contains(r#""name":"apiserver-via-sidecar""#), "{body}");
+}
+
 /// The status code curl saw for a GET of `url` (with extra curl args).
 pub fn curl_status(url: &str, extra: &[&str]) -> u16 {
     let mut args = vec!["-o", "/dev/null", "-w", "%{http_code}", url];
