@@ -3,12 +3,27 @@
 # (default: this machine's architecture):
 #   scripts/build-static.sh [TARGET]     e.g. aarch64-unknown-linux-musl
 #   -> target/TARGET/release/kproxy
+#   scripts/build-static.sh --print-cc [TARGET]   the C compiler ring is built with
 # It links musl statically, so it runs with nothing else on the filesystem: no
 # libc, no /etc, no CA bundle (the CA comes from the service-account directory).
+#
+# The same commit gives the same bytes wherever it is built (scripts/check-reproducible.sh):
+# - --locked: the crates are Cargo.lock's, checksums and all;
+# - the one absolute path rustc would embed is the cargo registry's (in panic
+#   locations of dependencies), so it is remapped to /cargo; the checkout's own
+#   files are already passed to rustc as relative paths;
+# - cargo-auditable, pinned, embeds the crate list (~0.5 KB) that trivy, grype and
+#   syft read from the binary itself; another version may lay it out differently;
+# - nothing reads the clock; the commit comes from git (build.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
+print_cc=
+if [ "${1:-}" = --print-cc ]; then
+    print_cc=1
+    shift
+fi
 target=${1:-$(uname -m)-unknown-linux-musl}
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 # ring compiles C and assembly for the target. For this machine's own architecture,
@@ -20,6 +35,7 @@ rustup target list --installed | grep -qx "$target" || rustup target add "$targe
 arch=${target%%-*}
 if [ "$arch" = "$(uname -m)" ]; then
     need musl-gcc musl-tools
+    cc=gcc # what musl-gcc wraps
 else
     case "$arch" in
         aarch64) gnu=aarch64-linux-gnu ;;
@@ -30,12 +46,24 @@ else
         *) echo "error: no cross compiler known for $target" >&2; exit 1 ;;
     esac
     need "$gnu-gcc" "gcc-${gnu//_/-}"
+    cc=$gnu-gcc
     env_target=${target//-/_}
     export "CC_$env_target=$gnu-gcc" "AR_$env_target=$gnu-ar"
     export "CARGO_TARGET_${env_target^^}_LINKER=$gnu-gcc"
 fi
+if [ -n "$print_cc" ]; then
+    "$cc" --version | head -n1
+    exit
+fi
 
-cargo build --release --locked --target "$target" --bin kproxy
+auditable=0.7.7
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+if ! grep -q "^\"cargo-auditable $auditable " "$cargo_home/.crates.toml" 2>/dev/null; then
+    echo "installing cargo-auditable $auditable (about a minute)" >&2
+    cargo install --quiet --locked --version "$auditable" cargo-auditable
+fi
+export RUSTFLAGS="--remap-path-prefix=$cargo_home=/cargo"
+cargo auditable build --release --locked --target "$target" --bin kproxy
 bin=target/$target/release/kproxy
 if command -v file >/dev/null; then file "$bin"; fi
 # A static binary has no program interpreter (no PT_INTERP), for any architecture.

@@ -13,10 +13,13 @@ need ss iproute2       # the keep-alive test reads socket timers
 # kubectl: the Google Cloud SDK's package where its repository is set up,
 # else Debian's own (older, but enough for `get --raw` and `get --watch`).
 need kubectl kubectl 2>/dev/null || need kubectl kubernetes-client
-# The image test builds the static binary and the FROM scratch image.
+# The image tests build the static binaries and the multi-architecture image
+# (python3 writes it, skopeo converts and reads it back, buildah builds the
+# Dockerfile), and validate its SBOM with the SPDX project's own tool.
 need musl-gcc musl-tools
 need buildah
 need skopeo
+command -v pyspdxtools >/dev/null 2>&1 || python3 -m pip install --quiet spdx-tools
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
     rustup target add x86_64-unknown-linux-musl
 # The aarch64 static binary is built (Debian's cross gcc compiles ring's C) and
