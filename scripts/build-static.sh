@@ -56,12 +56,8 @@ if [ -n "$print_cc" ]; then
     exit
 fi
 
-auditable=0.7.7
+need_cargo_auditable
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
-if ! grep -q "^\"cargo-auditable $auditable " "$cargo_home/.crates.toml" 2>/dev/null; then
-    echo "installing cargo-auditable $auditable (about a minute)" >&2
-    cargo install --quiet --locked --version "$auditable" cargo-auditable
-fi
 export RUSTFLAGS="--remap-path-prefix=$cargo_home=/cargo"
 cargo auditable build --release --locked --target "$target" --bin kproxy
 bin=target/$target/release/kproxy

@@ -21,3 +21,12 @@ need() {
     fi
     rm -f "$log"
 }
+
+# cargo-auditable, at the version the reproducible builds were made with: another
+# version may lay out the embedded crate list differently, and so change the bytes.
+need_cargo_auditable() {
+    local version=0.7.7
+    grep -q "^\"cargo-auditable $version " "${CARGO_HOME:-$HOME/.cargo}/.crates.toml" 2>/dev/null && return 0
+    echo "installing cargo-auditable $version (about a minute)" >&2
+    cargo install --quiet --locked --version "$version" cargo-auditable
+}

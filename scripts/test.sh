@@ -29,6 +29,7 @@ need qemu-aarch64-static qemu-user-static
 need readelf binutils
 rustup target list --installed | grep -qx aarch64-unknown-linux-musl ||
     rustup target add aarch64-unknown-linux-musl
+need_cargo_auditable   # scripts/build-static.sh builds with it
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 cargo fmt --check
