@@ -19,7 +19,7 @@ need kubectl kubectl 2>/dev/null || need kubectl kubernetes-client
 need musl-gcc musl-tools
 need buildah
 need skopeo
-command -v pyspdxtools >/dev/null 2>&1 || python3 -m pip install --quiet spdx-tools
+python3 -c 'import spdx_tools' 2>/dev/null || python3 -m pip install --quiet spdx-tools
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
     rustup target add x86_64-unknown-linux-musl
 # The aarch64 static binary is built (Debian's cross gcc compiles ring's C) and
