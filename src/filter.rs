@@ -13,7 +13,7 @@
 
 use regex_lite::Regex;
 
-use crate::config::split_host_port;
+use crate::http::split_host_port;
 use crate::path::CanonicalPath;
 
 /// A comma-separated list of regular expressions, as kubectl's flags take them.

@@ -15,8 +15,6 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::config::ConfigError;
-
 #[derive(Debug)]
 pub enum CaError {
     Unreadable(PathBuf, std::io::Error),
@@ -111,15 +109,10 @@ pub fn insecure_client_config() -> Arc<ClientConfig> {
 
 /// The name the certificate must carry: `--tls-server-name`, or the host of the
 /// server URL (an IP address is checked against the certificate's IP SANs).
-pub fn server_name(
-    override_name: Option<&str>,
-    host: &str,
-) -> Result<ServerName<'static>, ConfigError> {
+pub fn server_name(override_name: Option<&str>, host: &str) -> Result<ServerName<'static>, String> {
     let name = override_name.unwrap_or(host);
     ServerName::try_from(name.to_string()).map_err(|_| {
-        ConfigError(format!(
-            "invalid server name {name:?} for TLS: expected a DNS name or an IP address"
-        ))
+        format!("invalid server name {name:?} for TLS: expected a DNS name or an IP address")
     })
 }
 

@@ -87,3 +87,41 @@ impl From<httparse::Error> for HeadError {
         }
     }
 }
+
+/// Splits `host[:port]`, keeping the brackets of an IPv6 literal.
+/// Returns `None` when the brackets are unbalanced.
+pub fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
+    if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let (host, rest) = authority.split_at(end + 1);
+        return match rest {
+            "" => Some((host, None)),
+            _ => Some((host, Some(rest.strip_prefix(':')?))),
+        };
+    }
+    match authority.rsplit_once(':') {
+        // A bare IPv6 literal without brackets has several colons: no port.
+        Some((host, _)) if host.contains(':') => Some((authority, None)),
+        Some((host, port)) => Some((host, Some(port))),
+        None => Some((authority, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_split() {
+        assert_eq!(split_host_port("[::1]:8001"), Some(("[::1]", Some("8001"))));
+        assert_eq!(split_host_port("[::1]"), Some(("[::1]", None)));
+        assert_eq!(
+            split_host_port("localhost:8001"),
+            Some(("localhost", Some("8001")))
+        );
+        assert_eq!(split_host_port("localhost"), Some(("localhost", None)));
+        assert_eq!(split_host_port("::1"), Some(("::1", None)));
+        assert_eq!(split_host_port("[::1"), None);
+        assert_eq!(split_host_port("[::1]x"), None);
+    }
+}

@@ -14,6 +14,9 @@ use crate::credentials::{TokenSource, TokenSourceError};
 use crate::filter::{Filter, Patterns};
 use crate::tls;
 
+mod server;
+pub use server::ServerUrl;
+
 /// Everything the proxy needs to run, validated.
 pub struct Config {
     pub listen: Listen,
@@ -53,100 +56,6 @@ pub struct UpstreamConfig {
     pub tls: Option<tls::TlsSource>,
     pub server_name: rustls_pki_types::ServerName<'static>,
     pub token: TokenSource,
-}
-
-/// The API server's address, as taken from `--server` or the environment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerUrl {
-    pub https: bool,
-    /// Host as written in a URL: an IPv6 literal keeps its brackets.
-    pub host: String,
-    pub port: u16,
-}
-
-impl ServerUrl {
-    /// Parses `https://host[:port][/]`. A path is not supported (kubectl ignores it too,
-    /// unless --append-server-path), so it is an error rather than a surprise.
-    pub fn parse(url: &str) -> Result<ServerUrl, ConfigError> {
-        let bad = |why: &str| ConfigError(format!("invalid --server {url:?}: {why}"));
-        let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = url.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(bad("expected https://HOST[:PORT]"));
-        };
-        let authority = match rest.find('/') {
-            Some(i) if rest[i..] != *"/" => {
-                return Err(bad("a path after the host is not supported"))
-            }
-            Some(i) => &rest[..i],
-            None => rest,
-        };
-        let default_port = if https { 443 } else { 80 };
-        let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
-        let port = match port {
-            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
-            None => default_port,
-        };
-        if host.is_empty() || host.contains('@') {
-            return Err(bad("bad host"));
-        }
-        Ok(ServerUrl {
-            https,
-            host: host.to_string(),
-            port,
-        })
-    }
-
-    /// `https://HOST:PORT` as `rest.InClusterConfig` builds it (IPv6 in brackets).
-    pub fn in_cluster(host: &str, port: &str) -> Result<ServerUrl, ConfigError> {
-        let host = match host.parse::<IpAddr>() {
-            Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
-            _ => host.to_string(),
-        };
-        ServerUrl::parse(&format!("https://{host}:{port}")).map_err(|_| {
-            ConfigError(format!(
-                "KUBERNETES_SERVICE_HOST={host:?} and KUBERNETES_SERVICE_PORT={port:?} do not form a valid address"
-            ))
-        })
-    }
-
-    /// The host without IPv6 brackets: what DNS, sockets and TLS want.
-    pub fn bare_host(&self) -> &str {
-        self.host.trim_start_matches('[').trim_end_matches(']')
-    }
-
-    /// `host:port`, the value of the Host header sent upstream.
-    pub fn authority(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-}
-
-impl fmt::Display for ServerUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.https { "https" } else { "http" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
-    }
-}
-
-/// Splits `host[:port]`, keeping the brackets of an IPv6 literal.
-/// Returns `None` when the brackets are unbalanced.
-pub fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
-    if authority.starts_with('[') {
-        let end = authority.find(']')?;
-        let (host, rest) = authority.split_at(end + 1);
-        return match rest {
-            "" => Some((host, None)),
-            _ => Some((host, Some(rest.strip_prefix(':')?))),
-        };
-    }
-    match authority.rsplit_once(':') {
-        // A bare IPv6 literal without brackets has several colons: no port.
-        Some((host, _)) if host.contains(':') => Some((authority, None)),
-        Some((host, port)) => Some((host, Some(port))),
-        None => Some((authority, None)),
-    }
 }
 
 /// A configuration problem, reported as one line before the proxy starts.
@@ -279,7 +188,8 @@ fn upstream(
     };
 
     let token = token_source(args, default_token)?;
-    let server_name = tls::server_name(args.tls_server_name.as_deref(), server.bare_host())?;
+    let server_name = tls::server_name(args.tls_server_name.as_deref(), server.bare_host())
+        .map_err(ConfigError)?;
     let tls = if server.https {
         let ca = args.certificate_authority.clone().or(default_ca);
         Some(tls_config(args, ca.as_deref(), warnings)?)
@@ -393,58 +303,6 @@ fn api_prefix(prefix: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_urls() {
-        let ok = |url: &str, https, host: &str, port| {
-            assert_eq!(
-                ServerUrl::parse(url).unwrap(),
-                ServerUrl {
-                    https,
-                    host: host.into(),
-                    port
-                },
-                "{url}"
-            )
-        };
-        ok("https://10.0.0.1:6443", true, "10.0.0.1", 6443);
-        ok(
-            "https://kubernetes.default.svc",
-            true,
-            "kubernetes.default.svc",
-            443,
-        );
-        ok("https://[fd00::1]:443/", true, "[fd00::1]", 443);
-        ok("http://127.0.0.1:8080", false, "127.0.0.1", 8080);
-        for bad in [
-            "10.0.0.1:443",
-            "https://",
-            "https://h:x",
-            "https://[::1",
-            "https://h/api",
-            "ftp://h",
-        ] {
-            assert!(ServerUrl::parse(bad).is_err(), "{bad}");
-        }
-        assert_eq!(
-            ServerUrl::in_cluster("fd00::1", "443").unwrap().to_string(),
-            "https://[fd00::1]:443"
-        );
-    }
-
-    #[test]
-    fn host_port_split() {
-        assert_eq!(split_host_port("[::1]:8001"), Some(("[::1]", Some("8001"))));
-        assert_eq!(split_host_port("[::1]"), Some(("[::1]", None)));
-        assert_eq!(
-            split_host_port("localhost:8001"),
-            Some(("localhost", Some("8001")))
-        );
-        assert_eq!(split_host_port("localhost"), Some(("localhost", None)));
-        assert_eq!(split_host_port("::1"), Some(("::1", None)));
-        assert_eq!(split_host_port("[::1"), None);
-        assert_eq!(split_host_port("[::1]x"), None);
-    }
 
     #[test]
     fn prefixes() {
