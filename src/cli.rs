@@ -36,6 +36,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Connections to the API server for ordinary requests (streams have their
 /// own). Chosen by scripts/bench.sh; see README "Measured".
 pub const DEFAULT_MAX_UPSTREAM_CONNECTIONS: usize = 32;
+/// How long an exec credential plugin may run before kproxy stops it. client-go
+/// waits forever; `aws eks get-token` takes a second or two, a cold Python start
+/// on a small node a few more.
+pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(30);
 /// Go's dialer default, which is what kubectl's `--keepalive=0` really means.
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(15);
 /// Kubernetes gives a Pod 30 s between SIGTERM and SIGKILL; finishing in-flight
@@ -65,6 +69,21 @@ pub struct Args {
     pub token_file: Option<PathBuf>,
     pub tls_server_name: Option<String>,
     pub insecure_skip_tls_verify: bool,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    pub client_certificate: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// `--as`: the user to impersonate.
+    pub as_user: Option<String>,
+    pub as_groups: Vec<String>,
+    pub as_uid: Option<String>,
+    pub append_server_path: bool,
+    /// How long an exec credential plugin may run.
+    pub exec_timeout: Duration,
     pub serviceaccount_dir: PathBuf,
     pub grace_period: Duration,
     pub header_timeout: Duration,
@@ -73,8 +92,8 @@ pub struct Args {
     pub max_upstream_connections: usize,
 }
 
-/// A bearer token given with `--token`. Its `Debug` never shows the value, so
-/// an `{:?}` in a log line or a test failure cannot leak it.
+/// A token, password or key, from a flag or a kubeconfig. Its `Debug` never shows
+/// the value, so an `{:?}` in a log line or a test failure cannot leak it.
 pub struct Secret(pub String);
 
 impl fmt::Debug for Secret {
@@ -144,6 +163,19 @@ impl Default for Args {
             token_file: None,
             tls_server_name: None,
             insecure_skip_tls_verify: false,
+            kubeconfig: None,
+            context: None,
+            cluster: None,
+            user: None,
+            client_certificate: None,
+            client_key: None,
+            username: None,
+            password: None,
+            as_user: None,
+            as_groups: Vec::new(),
+            as_uid: None,
+            append_server_path: false,
+            exec_timeout: DEFAULT_EXEC_TIMEOUT,
             serviceaccount_dir: DEFAULT_SERVICEACCOUNT_DIR.into(),
             grace_period: DEFAULT_GRACE_PERIOD,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
@@ -208,6 +240,21 @@ where
             Long("insecure-skip-tls-verify") => {
                 args.insecure_skip_tls_verify = boolean(&mut parser, "--insecure-skip-tls-verify")?
             }
+            Long("kubeconfig") => args.kubeconfig = Some(path(&mut parser)?),
+            Long("context") => args.context = Some(string(&mut parser)?),
+            Long("cluster") => args.cluster = Some(string(&mut parser)?),
+            Long("user") => args.user = Some(string(&mut parser)?),
+            Long("client-certificate") => args.client_certificate = Some(path(&mut parser)?),
+            Long("client-key") => args.client_key = Some(path(&mut parser)?),
+            Long("username") => args.username = Some(string(&mut parser)?),
+            Long("password") => args.password = Some(Secret(string(&mut parser)?)),
+            Long("as") => args.as_user = Some(string(&mut parser)?),
+            Long("as-group") => args.as_groups.push(string(&mut parser)?),
+            Long("as-uid") => args.as_uid = Some(string(&mut parser)?),
+            Long("append-server-path") => {
+                args.append_server_path = boolean(&mut parser, "--append-server-path")?
+            }
+            Long("exec-timeout") => args.exec_timeout = duration(&mut parser, "--exec-timeout")?,
             Long("serviceaccount-dir") => args.serviceaccount_dir = path(&mut parser)?,
             Long("grace-period") => args.grace_period = duration(&mut parser, "--grace-period")?,
             Long("header-timeout") => {
@@ -354,8 +401,10 @@ the Pod's other containers can `curl localhost:8001/api` without credentials.
 Usage:
   kproxy [flags]
 
-In a Pod no flag is needed: the server comes from KUBERNETES_SERVICE_HOST and
-KUBERNETES_SERVICE_PORT, the CA and token from the service-account directory.
+Where the API server is, and who to be, as kubectl finds them: --kubeconfig FILE, else
+the files in KUBECONFIG, else ~/.kube/config, with its current context; else, in a Pod,
+KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT with the service-account CA and
+token (so in a Pod no flag is needed); the flags below override either.
 
 Proxy flags (as in kubectl proxy):
   -p, --port PORT              Port to listen on; 0 picks a free port (default 8001)
@@ -381,12 +430,27 @@ Proxy flags (as in kubectl proxy):
   does, and never forwarded as it is.
 
 Cluster flags (as kubectl's global flags):
-  -s, --server URL             API server URL (default: in-cluster, from the environment)
+      --kubeconfig FILE        kubeconfig file to use (instead of KUBECONFIG, ~/.kube/config)
+      --context NAME           kubeconfig context to use (default: its current-context)
+      --cluster NAME           kubeconfig cluster to use, instead of the context's
+      --user NAME              kubeconfig user to use, instead of the context's
+  -s, --server URL             API server URL (default: the kubeconfig's, or in-cluster)
+      --append-server-path     Add the server URL's path (Rancher: /k8s/clusters/ID) to
+                               every request path
       --certificate-authority FILE
                                CA bundle (PEM) to verify the API server with
       --token TOKEN            Bearer token (prefer --token-file: argv is visible in /proc)
       --token-file FILE        Read the bearer token from FILE, re-read when it changes
+      --client-certificate FILE
+      --client-key FILE        Client certificate (PEM, with its chain) and key for TLS
+      --username NAME
+      --password PASSWORD      Basic authentication
+      --as USER                Impersonate USER (adds Impersonate-User)
+      --as-group GROUP         Impersonate GROUP too; repeat for several
+      --as-uid UID             Impersonate this UID too
       --tls-server-name NAME   Server name to verify the certificate against
+      --exec-timeout DURATION  Stop a kubeconfig's exec credential plugin that runs
+                               longer (default 30s)
       --insecure-skip-tls-verify
                                Do not verify the API server's certificate (unsafe)
       --serviceaccount-dir DIR Where in-cluster credentials live

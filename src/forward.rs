@@ -169,7 +169,8 @@ impl Proxy {
                 Ok((located, code)) => {
                     if code == 401 && !token_retried && outgoing.replayable() {
                         let sent = request.token.as_ref();
-                        let fresh = sent.and_then(|t| self.upstream.token.newer_than(t));
+                        let fresh = sent
+                            .and_then(|t| self.upstream.credentials.authorization.newer_than(t));
                         if let Some(fresh) = fresh {
                             crate::log!(
                                 2,

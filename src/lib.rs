@@ -20,6 +20,7 @@
 //! - [`upstream`]: the connection pool to the API server;
 //! - [`error`]: what the client sees when something fails.
 
+pub mod base64;
 pub mod budget;
 pub mod check;
 pub mod cli;

@@ -30,7 +30,7 @@ use crate::http::request::{RequestHead, MAX_HEAD};
 use crate::http::response::LocalResponse;
 use crate::http::sink::Sink;
 use crate::http::{HeadClock, HeadError, HeadPolicy, Located, Version};
-use crate::rewrite::{Next, UpstreamHead};
+use crate::rewrite::{Adds, Next, UpstreamHead};
 use crate::route::{Route, Router};
 use crate::stream::{self, Stream};
 use crate::upstream::Upstream;
@@ -276,11 +276,31 @@ impl Proxy {
             }
             Err(response) => return Step::Answered(local(writer, &response, after_refusal)),
         };
-        let token = self.token_for(head);
+        let token = match self.token_for(head) {
+            Ok(token) => token,
+            Err(response) => return Step::Answered(local(writer, &response, after_refusal)),
+        };
         let upgrade = upgrade_protocol(head);
-        let authority = &self.upstream.authority;
+        let upstream = &self.upstream;
+        let joined;
+        let sent_target = match upstream.path_prefix.is_empty() {
+            true => target,
+            false => {
+                joined = format!("{}{}", upstream.path_prefix, target);
+                &joined
+            }
+        };
+        let adds = Adds {
+            token: token.is_some(),
+            // As client-go: none of ours when the client impersonates on its own.
+            impersonation: upstream
+                .credentials
+                .impersonation
+                .as_deref()
+                .filter(|_| head.headers.get("Impersonate-User").is_none()),
+        };
         Step::Forward(Request {
-            head: UpstreamHead::new(head, target, authority, peer, token.is_some(), upgrade),
+            head: UpstreamHead::new(head, sent_target, &upstream.authority, peer, adds, upgrade),
             token,
             body: kind,
             expects_continue: head
@@ -298,16 +318,22 @@ impl Proxy {
     /// of its own, which pass through as kubectl's do. As in kubectl (whose
     /// transport adds the token when `Authorization` is empty, after the
     /// hop-by-hop fields are gone), an empty `Authorization`, or one that
-    /// `Connection` names, is not the client's own: it is replaced.
-    fn token_for(&self, head: &RequestHead) -> Option<Token> {
+    /// `Connection` names, is not the client's own: it is replaced. An exec
+    /// plugin that cannot give one fails the request, as in kubectl (500).
+    fn token_for(&self, head: &RequestHead) -> Result<Option<Token>, LocalResponse> {
         let own = head.headers.is_end_to_end("Authorization")
             && head
                 .headers
                 .get("Authorization")
                 .is_some_and(|v| !v.trim_ascii().is_empty());
         match own {
-            true => None,
-            false => self.upstream.token.current(),
+            true => Ok(None),
+            false => self
+                .upstream
+                .credentials
+                .authorization
+                .current()
+                .map_err(|e| LocalResponse::status(500, "InternalError", &e)),
         }
     }
 }

@@ -28,6 +28,15 @@ pub enum Next {
     Close,
 }
 
+/// What kproxy adds to a request head of its own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Adds<'a> {
+    /// An `Authorization` (written at send time), replacing the client's.
+    pub token: bool,
+    /// Ready `Impersonate-*` header lines.
+    pub impersonation: Option<&'a [u8]>,
+}
+
 /// The request head for the API server, all but its last lines: the token and
 /// the body's framing are added as it is sent (see [`UpstreamHead::slices`]), so
 /// that a retry with a rotated token, or with a body read in another framing,
@@ -40,14 +49,14 @@ pub struct UpstreamHead {
 
 impl UpstreamHead {
     /// The client's end-to-end headers, with the API server's Host
-    /// (`authority`), X-Forwarded-For appended, and the client's Authorization
-    /// dropped if kproxy adds its token (`adds_token`).
+    /// (`authority`), X-Forwarded-For appended, the client's Authorization
+    /// dropped if kproxy adds its own, and kproxy's impersonation headers.
     pub fn new(
         head: &RequestHead,
         target: &str,
         authority: &str,
         peer: Option<IpAddr>,
-        adds_token: bool,
+        adds: Adds,
         upgrade: Option<&[u8]>,
     ) -> UpstreamHead {
         // Room for all of it at once: the client's fields, plus what this hop adds.
@@ -56,7 +65,9 @@ impl UpstreamHead {
             .iter()
             .map(|h| h.name.len() + h.value.len() + 4)
             .sum();
-        let mut out = Vec::with_capacity(fields + target.len() + authority.len() + 128);
+        let impersonation = adds.impersonation.unwrap_or_default();
+        let mut out =
+            Vec::with_capacity(fields + target.len() + authority.len() + impersonation.len() + 128);
         out.extend_from_slice(head.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(target.as_bytes());
@@ -64,7 +75,7 @@ impl UpstreamHead {
         out.extend_from_slice(authority.as_bytes());
         out.extend_from_slice(b"\r\n");
         let replaced = |name: &str| {
-            is_replaced(name) || (adds_token && name.eq_ignore_ascii_case("Authorization"))
+            is_replaced(name) || (adds.token && name.eq_ignore_ascii_case("Authorization"))
         };
         for h in head.headers.iter() {
             if head.headers.is_end_to_end(h.name) && !replaced(h.name) {
@@ -72,6 +83,7 @@ impl UpstreamHead {
             }
         }
         forwarded_for(&mut out, head, peer);
+        out.extend_from_slice(impersonation);
         if let Some(protocol) = upgrade {
             // Hop-by-hop, but this hop asks for the same upgrade (kubectl does too).
             push_header(&mut out, b"Connection", b"Upgrade");
@@ -289,7 +301,14 @@ mod tests {
             ("Authorization", "Bearer client"),
         ]);
         let peer = Some(IpAddr::from([127, 0, 0, 1]));
-        let up = UpstreamHead::new(&client, "/api", "10.96.0.1:443", peer, false, None);
+        let up = UpstreamHead::new(
+            &client,
+            "/api",
+            "10.96.0.1:443",
+            peer,
+            Adds::default(),
+            None,
+        );
         assert_eq!((up.method(), up.target()), ("GET", "/api"));
         assert_eq!(
             written(&up, None, Framing::Length(3)),
@@ -302,10 +321,15 @@ mod tests {
     #[test]
     fn the_token_replaces_the_clients_authorization_when_added() {
         let client = head(&[("Host", "localhost"), ("Authorization", "")]);
-        let up = UpstreamHead::new(&client, "/api", "h:443", None, true, None);
+        let adds = Adds {
+            token: true,
+            impersonation: None,
+        };
+        let up = UpstreamHead::new(&client, "/api", "h:443", None, adds, None);
         let token = crate::credentials::TokenSource::fixed("t0k3n")
             .unwrap()
             .current()
+            .unwrap()
             .unwrap();
         assert_eq!(
             written(&up, Some(&token), Framing::Chunked),

@@ -5,7 +5,7 @@
 //! and webpki check them when the [`ServerName`] is an `IpAddress`.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -13,47 +13,120 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-#[derive(Debug)]
-pub enum CaError {
-    Unreadable(PathBuf, std::io::Error),
-    NotPem(PathBuf),
-    Invalid(PathBuf, rustls::Error),
-}
+use crate::credentials::ExecPlugin;
 
-impl fmt::Display for CaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Identity {
+    /// Where the certificate and the key come from, for messages.
+    fn sources(&self) -> (String, String) {
         match self {
-            CaError::Unreadable(path, e) => {
-                write!(f, "certificate authority {}: cannot read it: {e}", path.display())
-            }
-            CaError::NotPem(path) => write!(
-                f,
-                "certificate authority {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)",
-                path.display()
-            ),
-            CaError::Invalid(path, e) => {
-                write!(f, "certificate authority {}: not a usable certificate: {e}", path.display())
+            Identity::Pem { cert, key } => (cert.source(), key.source()),
+            Identity::Exec(plugin) => {
+                let from = format!("(from {})", plugin.describe());
+                (from.clone(), from)
             }
         }
     }
 }
 
-/// Reads a PEM bundle: one or more CA certificates (during a CA rotation the
-/// kubelet's `ca.crt` holds the old and the new one).
-fn parse_ca(path: &Path, pem: &[u8]) -> Result<RootCertStore, CaError> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|_| CaError::NotPem(path.to_path_buf()))?;
-        roots
-            .add(cert)
-            .map_err(|e| CaError::Invalid(path.to_path_buf(), e))?;
+/// PEM from a file, re-read when it changes, or given inline (a kubeconfig's
+/// `*-data` field), which never changes.
+pub enum Pem {
+    File(PathBuf),
+    Inline {
+        /// Where it came from, for messages: `certificate-authority-data of cluster "x" in F`.
+        source: String,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Pem {
+    fn read(&self, what: &'static str) -> Result<Vec<u8>, PemError> {
+        match self {
+            Pem::File(path) => {
+                std::fs::read(path).map_err(|e| PemError::Unreadable(what, path.clone(), e))
+            }
+            Pem::Inline { bytes, .. } => Ok(bytes.clone()),
+        }
     }
-    if roots.is_empty() {
-        return Err(CaError::NotPem(path.to_path_buf()));
+
+    fn source(&self) -> String {
+        match self {
+            Pem::File(path) => path.display().to_string(),
+            Pem::Inline { source, .. } => source.clone(),
+        }
     }
-    Ok(roots)
+}
+
+/// What the API server's certificate is checked against.
+pub enum Roots {
+    /// `--insecure-skip-tls-verify`: not checked at all.
+    Insecure,
+    Pem(Pem),
+}
+
+/// A client certificate (with its chain, leaf first) and its private key: from
+/// PEM files or data, or from an exec credential plugin, which may give none.
+pub enum Identity {
+    Pem { cert: Pem, key: Pem },
+    Exec(Arc<ExecPlugin>),
+}
+
+#[derive(Debug)]
+pub enum PemError {
+    Unreadable(&'static str, PathBuf, std::io::Error),
+    /// What kind of PEM was expected, from where.
+    NotPem(&'static str, String),
+    Invalid(&'static str, String, rustls::Error),
+}
+
+impl fmt::Display for PemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PemError::Unreadable(what, path, e) => {
+                write!(f, "{what} {}: cannot read it: {e}", path.display())
+            }
+            PemError::NotPem(what, source) => write!(f, "{what} {source}: {}", expected(what)),
+            PemError::Invalid(what, source, e) => {
+                let problem = match *what {
+                    CLIENT_KEY => "not a usable key for the client certificate",
+                    _ => "not a usable certificate",
+                };
+                write!(f, "{what} {source}: {problem}: {e}")
+            }
+        }
+    }
+}
+
+fn expected(what: &str) -> &'static str {
+    match what {
+        CLIENT_KEY => {
+            "no PEM private key in it (expected -----BEGIN PRIVATE KEY-----, \
+             RSA PRIVATE KEY or EC PRIVATE KEY; encrypted keys are not supported)"
+        }
+        _ => "no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)",
+    }
+}
+
+const CERTIFICATE_AUTHORITY: &str = "certificate authority";
+const CLIENT_CERTIFICATE: &str = "client certificate";
+const CLIENT_KEY: &str = "client key";
+
+/// Reads PEM certificates: one or more (during a CA rotation the kubelet's
+/// `ca.crt` holds the old and the new one; a client certificate comes with its chain).
+fn certificates(
+    what: &'static str,
+    source: &dyn Fn() -> String,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|_| PemError::NotPem(what, source()))?;
+    if certs.is_empty() {
+        return Err(PemError::NotPem(what, source()));
+    }
+    Ok(certs)
 }
 
 /// Where Debian, Alpine and Fedora keep their CA bundle. Used only with an explicit
@@ -80,31 +153,47 @@ fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
         .unwrap_or_else(|e| unreachable!("ring supports TLS 1.2 and 1.3: {e}"))
 }
 
-/// ALPN is pinned to HTTP/1.1: the proxy speaks HTTP/1.1 upstream, and kubectl's
-/// upgrade path does the same so that 101 tunnels work.
-fn finish(mut config: ClientConfig) -> Arc<ClientConfig> {
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-pub fn client_config(roots: &RootCertStore) -> Arc<ClientConfig> {
-    finish(
-        builder()
-            .with_root_certificates(roots.clone())
-            .with_no_client_auth(),
-    )
-}
-
-/// `--insecure-skip-tls-verify`: the certificate is not checked, but the handshake
-/// signatures still are, so the connection is at least encrypted to whoever answered.
-pub fn insecure_client_config() -> Arc<ClientConfig> {
-    let verifier = Arc::new(NoCertificateCheck(provider()));
-    finish(
-        builder()
+/// The rustls settings from the bytes of the roots and of the identity.
+fn build(
+    roots: &Roots,
+    roots_pem: Option<&[u8]>,
+    identity: Option<(&Identity, &[u8], &[u8])>,
+) -> Result<Arc<ClientConfig>, PemError> {
+    let verified = match (roots, roots_pem) {
+        (Roots::Pem(pem), Some(bytes)) => {
+            let source = || pem.source();
+            let mut store = RootCertStore::empty();
+            for cert in certificates(CERTIFICATE_AUTHORITY, &source, bytes)? {
+                store
+                    .add(cert)
+                    .map_err(|e| PemError::Invalid(CERTIFICATE_AUTHORITY, source(), e))?;
+            }
+            builder().with_root_certificates(store)
+        }
+        // Not checked, but the handshake signatures still are, so the connection
+        // is at least encrypted to whoever answered.
+        _ => builder()
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth(),
-    )
+            .with_custom_certificate_verifier(Arc::new(NoCertificateCheck(provider()))),
+    };
+    let mut config = match identity {
+        // A plugin that gave no certificate (yet): a token is its credential.
+        None | Some((Identity::Exec(_), [], [])) => verified.with_no_client_auth(),
+        Some((identity, cert, key)) => {
+            let (cert_source, key_source) = identity.sources();
+            let chain = certificates(CLIENT_CERTIFICATE, &|| cert_source.clone(), cert)?;
+            let key = PrivateKeyDer::from_pem_slice(key)
+                .map_err(|_| PemError::NotPem(CLIENT_KEY, key_source.clone()))?;
+            // rustls checks that the key belongs to the leaf certificate.
+            verified
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| PemError::Invalid(CLIENT_KEY, key_source, e))?
+        }
+    };
+    // ALPN is pinned to HTTP/1.1: the proxy speaks HTTP/1.1 upstream, and
+    // kubectl's upgrade path does the same so that 101 tunnels work.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// The name the certificate must carry: `--tls-server-name`, or the host of the
@@ -164,102 +253,107 @@ impl ServerCertVerifier for NoCertificateCheck {
     }
 }
 
-/// How often a CA file is looked at again. client-go 1.36 re-reads every 5 min;
+/// How often the CA and client certificate files are looked at again. client-go
+/// 1.36 re-reads a CA every 5 min and a client certificate at most once a second;
 /// a CA rotation adds the new CA to the bundle well before it is used, so a few
-/// seconds is ample and costs one small read.
-const CA_RELOAD_INTERVAL: Duration = Duration::from_secs(3);
+/// seconds is ample and costs a few small reads.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(3);
 
-/// The TLS settings for new connections to the API server, with the CA bundle
-/// re-read when its file changes (the kubelet updates `ca.crt` during a CA
-/// rotation, the old and new CA side by side for a while).
-pub enum TlsSource {
-    /// `--insecure-skip-tls-verify`: nothing to reload.
-    Fixed(Arc<ClientConfig>),
-    File(CaFile),
+/// The TLS settings for new connections to the API server, rebuilt when a file
+/// they come from changes: the CA bundle (the kubelet updates `ca.crt` during a
+/// CA rotation, the old and new CA side by side for a while) or a client
+/// certificate and key (rotated by cert-manager or a kubeadm renewal).
+pub struct TlsSource {
+    roots: Roots,
+    identity: Option<Identity>,
+    state: Mutex<State>,
 }
 
-pub struct CaFile {
-    path: PathBuf,
-    state: Mutex<CaState>,
-}
-
-struct CaState {
+struct State {
     config: Arc<ClientConfig>,
-    /// Bumped on each change: connections made under an older bundle are not reused.
+    /// Bumped on each change: connections made under older settings are not reused.
     generation: u64,
-    pem: Vec<u8>,
+    /// The bytes the settings were built from: CA, certificate, key (empty when absent).
+    inputs: [Vec<u8>; 3],
+    /// The exec plugin's generation the inputs were read at.
+    plugin_generation: u64,
     checked: Instant,
     failing: bool,
 }
 
 impl TlsSource {
-    pub fn file(path: &Path) -> Result<TlsSource, CaError> {
-        let pem = std::fs::read(path).map_err(|e| CaError::Unreadable(path.to_path_buf(), e))?;
-        let config = client_config(&parse_ca(path, &pem)?);
-        let state = CaState {
+    pub fn new(roots: Roots, identity: Option<Identity>) -> Result<TlsSource, PemError> {
+        let (inputs, plugin_generation) = read_inputs(&roots, identity.as_ref())?;
+        let config = build_from(&roots, identity.as_ref(), &inputs)?;
+        let state = State {
             config,
             generation: 0,
-            pem,
+            inputs,
+            plugin_generation,
             checked: Instant::now(),
             failing: false,
         };
-        Ok(TlsSource::File(CaFile {
-            path: path.to_path_buf(),
+        Ok(TlsSource {
+            roots,
+            identity,
             state: Mutex::new(state),
-        }))
+        })
     }
 
     /// The settings for a new connection, and the generation they belong to.
     pub fn current(&self) -> (Arc<ClientConfig>, u64) {
-        match self {
-            TlsSource::Fixed(config) => (config.clone(), 0),
-            TlsSource::File(file) => {
-                let state = file.checked();
-                (state.config.clone(), state.generation)
-            }
-        }
+        let state = self.checked();
+        (state.config.clone(), state.generation)
     }
 
-    /// Only the generation (looking at the file if it is due): what the pool
+    /// Only the generation (looking at the files if it is due): what the pool
     /// asks on every request, without cloning the settings.
     pub fn generation(&self) -> u64 {
-        match self {
-            TlsSource::Fixed(_) => 0,
-            TlsSource::File(file) => file.checked().generation,
-        }
+        self.checked().generation
     }
-}
 
-impl CaFile {
-    /// The state, re-read from the file first if the last look is old enough.
-    fn checked(&self) -> MutexGuard<'_, CaState> {
+    /// The state, rebuilt from the files first if the last look is old enough.
+    fn checked(&self) -> MutexGuard<'_, State> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.checked.elapsed() >= CA_RELOAD_INTERVAL {
+        let due = state.checked.elapsed() >= RELOAD_INTERVAL && self.has_files();
+        if due || self.plugin_changed(&state) {
             state.checked = Instant::now();
             self.reload(&mut state);
         }
         state
     }
 
-    fn reload(&self, state: &mut CaState) {
-        let loaded = std::fs::read(&self.path)
-            .map_err(|e| CaError::Unreadable(self.path.clone(), e))
-            .and_then(|pem| {
-                if pem == state.pem {
+    fn has_files(&self) -> bool {
+        let file = |pem: &Pem| matches!(pem, Pem::File(_));
+        matches!(&self.roots, Roots::Pem(pem) if file(pem))
+            || matches!(&self.identity, Some(Identity::Pem { cert, key }) if file(cert) || file(key))
+    }
+
+    /// A plugin's new certificate is used at once, not at the next look at the
+    /// files: the request that made the plugin run is about to connect.
+    fn plugin_changed(&self, state: &State) -> bool {
+        match &self.identity {
+            Some(Identity::Exec(plugin)) => plugin.generation() != state.plugin_generation,
+            _ => false,
+        }
+    }
+
+    fn reload(&self, state: &mut State) {
+        let rebuilt =
+            read_inputs(&self.roots, self.identity.as_ref()).and_then(|(inputs, plugin)| {
+                state.plugin_generation = plugin;
+                if inputs == state.inputs {
                     return Ok(None);
                 }
-                parse_ca(&self.path, &pem).map(|roots| Some((pem, roots)))
+                let config = build_from(&self.roots, self.identity.as_ref(), &inputs)?;
+                Ok(Some((inputs, config)))
             });
-        match loaded {
+        match rebuilt {
             Ok(None) => state.failing = false,
-            Ok(Some((pem, roots))) => {
-                crate::log!(
-                    2,
-                    "certificate authority {} changed: new connections use it",
-                    self.path.display()
-                );
-                state.config = client_config(&roots);
-                state.pem = pem;
+            Ok(Some((inputs, config))) => {
+                crate::log!(2, "{} changed: new connections use it", self.describe());
+                state.config = config;
+                state.inputs = inputs;
                 state.failing = false;
                 state.generation += 1;
             }
@@ -271,4 +365,57 @@ impl CaFile {
             }
         }
     }
+
+    fn describe(&self) -> String {
+        let mut what = Vec::new();
+        if let Roots::Pem(Pem::File(path)) = &self.roots {
+            what.push(format!("{CERTIFICATE_AUTHORITY} {}", path.display()));
+        }
+        match &self.identity {
+            Some(Identity::Pem { cert, key }) => {
+                for (name, pem) in [(CLIENT_CERTIFICATE, cert), (CLIENT_KEY, key)] {
+                    if let Pem::File(path) = pem {
+                        what.push(format!("{name} {}", path.display()));
+                    }
+                }
+            }
+            Some(Identity::Exec(plugin)) => {
+                what.push(format!("client certificate from {}", plugin.describe()))
+            }
+            None => {}
+        }
+        what.join(" or ")
+    }
+}
+
+/// The bytes to build from, and the plugin generation they belong to.
+fn read_inputs(
+    roots: &Roots,
+    identity: Option<&Identity>,
+) -> Result<([Vec<u8>; 3], u64), PemError> {
+    let ca = match roots {
+        Roots::Pem(pem) => pem.read(CERTIFICATE_AUTHORITY)?,
+        Roots::Insecure => Vec::new(),
+    };
+    let (cert, key, generation) = match identity {
+        Some(Identity::Pem { cert, key }) => {
+            (cert.read(CLIENT_CERTIFICATE)?, key.read(CLIENT_KEY)?, 0)
+        }
+        Some(Identity::Exec(plugin)) => plugin.identity(),
+        None => (Vec::new(), Vec::new(), 0),
+    };
+    Ok(([ca, cert, key], generation))
+}
+
+fn build_from(
+    roots: &Roots,
+    identity: Option<&Identity>,
+    [ca, cert, key]: &[Vec<u8>; 3],
+) -> Result<Arc<ClientConfig>, PemError> {
+    let roots_pem = matches!(roots, Roots::Pem(_)).then_some(&ca[..]);
+    build(
+        roots,
+        roots_pem,
+        identity.map(|id| (id, &cert[..], &key[..])),
+    )
 }

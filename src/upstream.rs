@@ -13,7 +13,7 @@ use socket2::SockRef;
 use rustls_pki_types::ServerName;
 
 use crate::config::{ServerUrl, UpstreamConfig};
-use crate::credentials::TokenSource;
+use crate::credentials::Credentials;
 use crate::pool::Pool;
 use crate::stream::{self, Peeked};
 use crate::tls::TlsSource;
@@ -200,7 +200,9 @@ fn wake_reads(tcp: &TcpStream) {
 pub struct Upstream {
     /// The Host header sent upstream: the API server's own authority.
     pub authority: String,
-    pub token: TokenSource,
+    /// The server URL's path with `--append-server-path`, put before each request's.
+    pub path_prefix: String,
+    pub credentials: Credentials,
     pub pool: Pool,
 }
 
@@ -214,7 +216,8 @@ impl Upstream {
         };
         Upstream {
             authority,
-            token: config.token,
+            path_prefix: config.path_prefix,
+            credentials: config.credentials,
             pool: Pool::new(dialer, limit),
         }
     }

@@ -6,16 +6,19 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{self, Args};
-use crate::credentials::{TokenSource, TokenSourceError};
+use crate::credentials::TokenSourceError;
 use crate::filter::{Filter, Patterns};
-use crate::tls;
 
+mod kubeconfig;
 mod server;
+mod upstream;
+
 pub use server::ServerUrl;
+pub use upstream::UpstreamConfig;
 
 /// Everything the proxy needs to run, validated.
 pub struct Config {
@@ -50,14 +53,6 @@ pub enum Listen {
     Unix(PathBuf),
 }
 
-pub struct UpstreamConfig {
-    pub server: ServerUrl,
-    /// `None` for a plain `http://` server.
-    pub tls: Option<tls::TlsSource>,
-    pub server_name: rustls_pki_types::ServerName<'static>,
-    pub token: TokenSource,
-}
-
 /// A configuration problem, reported as one line before the proxy starts.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -70,12 +65,6 @@ impl fmt::Display for ConfigError {
 
 impl From<TokenSourceError> for ConfigError {
     fn from(e: TokenSourceError) -> Self {
-        ConfigError(e.to_string())
-    }
-}
-
-impl From<tls::CaError> for ConfigError {
-    fn from(e: tls::CaError) -> Self {
         ConfigError(e.to_string())
     }
 }
@@ -114,7 +103,7 @@ impl Config {
                 )));
             }
         }
-        let upstream = upstream(&args, env, &mut warnings)?;
+        let upstream = upstream::upstream(&args, env, &mut warnings)?;
         Ok(Config {
             listen,
             upstream,
@@ -158,95 +147,6 @@ fn listen(args: &Args) -> Result<Listen, ConfigError> {
             })?,
     };
     Ok(Listen::Tcp(SocketAddr::new(ip, args.port)))
-}
-
-fn upstream(
-    args: &Args,
-    env: &dyn Environment,
-    warnings: &mut Vec<String>,
-) -> Result<UpstreamConfig, ConfigError> {
-    let sa_dir = &args.serviceaccount_dir;
-    let (server, default_ca, default_token) = match &args.server {
-        Some(url) => (ServerUrl::parse(url)?, None, None),
-        None => {
-            let (Some(host), Some(port)) = (
-                env.var("KUBERNETES_SERVICE_HOST"),
-                env.var("KUBERNETES_SERVICE_PORT"),
-            ) else {
-                return Err(ConfigError(
-                    "no API server: run kproxy in a Pod (where KUBERNETES_SERVICE_HOST and \
-                     KUBERNETES_SERVICE_PORT are set) or pass --server https://HOST:PORT"
-                        .into(),
-                ));
-            };
-            (
-                ServerUrl::in_cluster(&host, &port)?,
-                Some(sa_dir.join("ca.crt")),
-                Some(sa_dir.join("token")),
-            )
-        }
-    };
-
-    let token = token_source(args, default_token)?;
-    let server_name = tls::server_name(args.tls_server_name.as_deref(), server.bare_host())
-        .map_err(ConfigError)?;
-    let tls = if server.https {
-        let ca = args.certificate_authority.clone().or(default_ca);
-        Some(tls_config(args, ca.as_deref(), warnings)?)
-    } else {
-        None
-    };
-    Ok(UpstreamConfig {
-        server,
-        tls,
-        server_name,
-        token,
-    })
-}
-
-fn token_source(args: &Args, default: Option<PathBuf>) -> Result<TokenSource, ConfigError> {
-    match (&args.token, &args.token_file) {
-        (Some(_), Some(_)) => Err(ConfigError(
-            "--token and --token-file cannot be used together: keep --token-file".into(),
-        )),
-        (Some(token), None) => Ok(TokenSource::fixed(&token.0)?),
-        (None, Some(path)) => Ok(TokenSource::file(path)?),
-        (None, None) => match default {
-            Some(path) => Ok(TokenSource::file(&path)?),
-            None => Ok(TokenSource::None),
-        },
-    }
-}
-
-fn tls_config(
-    args: &Args,
-    ca: Option<&Path>,
-    warnings: &mut Vec<String>,
-) -> Result<tls::TlsSource, ConfigError> {
-    if args.insecure_skip_tls_verify {
-        if args.certificate_authority.is_some() {
-            // kubectl refuses this combination too.
-            return Err(ConfigError(
-                "--insecure-skip-tls-verify and --certificate-authority cannot be used together"
-                    .into(),
-            ));
-        }
-        warnings.push(
-            "--insecure-skip-tls-verify: the API server's certificate is not checked; \
-             anyone on the network path can read the token"
-                .into(),
-        );
-        return Ok(tls::TlsSource::Fixed(tls::insecure_client_config()));
-    }
-    let ca = match ca {
-        Some(ca) => ca.to_path_buf(),
-        None => tls::system_ca_bundle().ok_or_else(|| {
-            ConfigError(
-                "no CA to verify the API server with: pass --certificate-authority FILE".into(),
-            )
-        })?,
-    };
-    Ok(tls::TlsSource::file(&ca)?)
 }
 
 fn filter(

@@ -7,20 +7,28 @@ use std::net::IpAddr;
 use super::ConfigError;
 use crate::http::split_host_port;
 
-/// The API server's address, as taken from `--server` or the environment.
+/// The API server's address, as taken from `--server`, a kubeconfig or the environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerUrl {
     pub https: bool,
     /// Host as written in a URL: an IPv6 literal keeps its brackets.
     pub host: String,
     pub port: u16,
+    /// The path after the host, without a trailing `/`: empty, or `/k8s/clusters/c-abc`
+    /// behind Rancher. kubectl proxy ignores it unless `--append-server-path`.
+    pub path: String,
 }
 
 impl ServerUrl {
-    /// Parses `https://host[:port][/]`. A path is not supported (kubectl ignores it too,
-    /// unless --append-server-path), so it is an error rather than a surprise.
+    /// Parses `--server`'s `http(s)://host[:port][/path]`.
     pub fn parse(url: &str) -> Result<ServerUrl, ConfigError> {
-        let bad = |why: &str| ConfigError(format!("invalid --server {url:?}: {why}"));
+        ServerUrl::parse_from(url, "--server")
+    }
+
+    /// Parses `http(s)://host[:port][/path]`; `from` names where it was written.
+    /// A query or fragment is dropped, as client-go drops it.
+    pub fn parse_from(url: &str, from: &str) -> Result<ServerUrl, ConfigError> {
+        let bad = |why: &str| ConfigError(format!("invalid {from} {url:?}: {why}"));
         let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
             (true, rest)
         } else if let Some(rest) = url.strip_prefix("http://") {
@@ -28,13 +36,11 @@ impl ServerUrl {
         } else {
             return Err(bad("expected https://HOST[:PORT]"));
         };
-        let authority = match rest.find('/') {
-            Some(i) if rest[i..] != *"/" => {
-                return Err(bad("a path after the host is not supported"))
-            }
-            Some(i) => &rest[..i],
-            None => rest,
-        };
+        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if path.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+            return Err(bad("the path holds spaces or control characters"));
+        }
         let default_port = if https { 443 } else { 80 };
         let (host, port) = split_host_port(authority).ok_or_else(|| bad("bad host or port"))?;
         let port = match port {
@@ -48,6 +54,7 @@ impl ServerUrl {
             https,
             host: host.to_string(),
             port,
+            path: path.trim_end_matches('/').to_string(),
         })
     }
 
@@ -78,7 +85,7 @@ impl ServerUrl {
 impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
+        write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
     }
 }
 
@@ -89,13 +96,10 @@ mod tests {
     #[test]
     fn server_urls() {
         let ok = |url: &str, https, host: &str, port| {
+            let parsed = ServerUrl::parse(url).unwrap();
             assert_eq!(
-                ServerUrl::parse(url).unwrap(),
-                ServerUrl {
-                    https,
-                    host: host.into(),
-                    port
-                },
+                (parsed.https, &parsed.host[..], parsed.port),
+                (https, host, port),
                 "{url}"
             )
         };
@@ -113,11 +117,14 @@ mod tests {
             "https://",
             "https://h:x",
             "https://[::1",
-            "https://h/api",
             "ftp://h",
         ] {
             assert!(ServerUrl::parse(bad).is_err(), "{bad}");
         }
+        let rancher = ServerUrl::parse("https://r.example/k8s/clusters/c-abc/?x=1").unwrap();
+        assert_eq!(rancher.path, "/k8s/clusters/c-abc");
+        assert_eq!(ServerUrl::parse("https://h/").unwrap().path, "");
+        assert!(ServerUrl::parse("https://h/a b").is_err());
         assert_eq!(
             ServerUrl::in_cluster("fd00::1", "443").unwrap().to_string(),
             "https://[fd00::1]:443"

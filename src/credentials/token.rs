@@ -1,4 +1,5 @@
-//! The bearer token, from `--token` or from a file that the kubelet rewrites.
+//! The `Authorization` header: a bearer token from `--token` or a kubeconfig, or
+//! from a file that the kubelet rewrites; or a kubeconfig's username and password.
 //!
 //! A file token is re-read by path (never held open: the kubelet swaps a `..data`
 //! symlink) at most once a second, so a rotated token is in use about a second
@@ -11,17 +12,29 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::exec::ExecPlugin;
+
 /// How often a token file is looked at again.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The ready-made header line `Authorization: Bearer ...\r\n`, shared by requests.
+/// The ready-made header line `Authorization: Bearer ...\r\n` (or `Basic`),
+/// shared by requests.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(Arc<[u8]>);
 
 impl Token {
-    fn new(token: &str) -> Token {
+    pub(crate) fn new(token: &str) -> Token {
         Token(
             format!("Authorization: Bearer {token}\r\n")
+                .into_bytes()
+                .into(),
+        )
+    }
+
+    fn basic(username: &str, password: &str) -> Token {
+        let credentials = crate::base64::encode(format!("{username}:{password}").as_bytes());
+        Token(
+            format!("Authorization: Basic {credentials}\r\n")
                 .into_bytes()
                 .into(),
         )
@@ -44,6 +57,8 @@ pub enum TokenSource {
     None,
     Fixed(Token),
     File(FileToken),
+    /// A credential plugin's token (it may give only a client certificate).
+    Exec(Arc<ExecPlugin>),
 }
 
 pub struct FileToken {
@@ -95,12 +110,22 @@ impl fmt::Display for TokenSourceError {
 
 impl TokenSource {
     pub fn fixed(token: &str) -> Result<TokenSource, TokenSourceError> {
+        TokenSource::named(token, "--token")
+    }
+
+    /// A token given inline; `from` names where (a flag, a kubeconfig user).
+    pub fn named(token: &str, from: &str) -> Result<TokenSource, TokenSourceError> {
         let token = token.trim();
         if token.is_empty() {
-            return Err(TokenSourceError::Empty("--token".into()));
+            return Err(TokenSourceError::Empty(from.into()));
         }
-        check_header_safe(token, || "--token".into())?;
+        check_header_safe(token, || from.into())?;
         Ok(TokenSource::Fixed(Token::new(token)))
+    }
+
+    /// HTTP basic authentication, as kubectl sends a kubeconfig's username and password.
+    pub fn basic(username: &str, password: &str) -> TokenSource {
+        TokenSource::Fixed(Token::basic(username, password))
     }
 
     pub fn file(path: &Path) -> Result<TokenSource, TokenSourceError> {
@@ -117,12 +142,14 @@ impl TokenSource {
         }))
     }
 
-    /// The token to send now, if any.
-    pub fn current(&self) -> Option<Token> {
+    /// The token to send now, if any. Only a plugin can fail to give one; the
+    /// message says which and why.
+    pub fn current(&self) -> Result<Option<Token>, String> {
         match self {
-            TokenSource::None => None,
-            TokenSource::Fixed(token) => Some(token.clone()),
-            TokenSource::File(file) => Some(file.current()),
+            TokenSource::None => Ok(None),
+            TokenSource::Fixed(token) => Ok(Some(token.clone())),
+            TokenSource::File(file) => Ok(Some(file.current())),
+            TokenSource::Exec(plugin) => plugin.token(),
         }
     }
 
@@ -130,11 +157,14 @@ impl TokenSource {
     /// kubelet may have rotated the token within the last second. `None` when
     /// there is nothing newer (or the token is fixed).
     pub fn newer_than(&self, sent: &Token) -> Option<Token> {
-        let TokenSource::File(file) = self else {
-            return None;
-        };
-        let fresh = file.reload_now();
-        (fresh != *sent).then_some(fresh)
+        match self {
+            TokenSource::File(file) => {
+                let fresh = file.reload_now();
+                (fresh != *sent).then_some(fresh)
+            }
+            TokenSource::Exec(plugin) => plugin.newer_than(sent),
+            TokenSource::None | TokenSource::Fixed(_) => None,
+        }
     }
 }
 

@@ -5,7 +5,14 @@
 //! It also lays out a service-account directory (`ca.crt`, `token`, `namespace`)
 //! as the kubelet does, so kproxy can run in its in-cluster mode against it.
 //!
-//! Routes (all need `Authorization: Bearer <a valid token>`, else 401 Status):
+//! A request is authenticated, as kube-apiserver does, by a client certificate
+//! its client CA signed (with `Options::require_client_cert`, which also makes
+//! the TLS handshake demand one), or by `Authorization: Bearer <a valid token>`,
+//! or by `Authorization: Basic ...` for an accepted username and password; else
+//! 401 Status. Paths under `/k8s/clusters/c-abc` (a Rancher-style server path)
+//! are served as if that prefix were not there.
+//!
+//! Routes:
 //! - `/api`, `/apis`, `/api/v1`: discovery, enough for `kubectl get --raw` and `kubectl get pods`
 //! - `/api/v1/namespaces/NS/pods/NAME`: a Pod; `/api/v1/namespaces/NS/pods`: a PodList
 //! - `...pods?watch=...` (or `/api/v1/watch/namespaces/NS/pods`): a chunked watch
@@ -40,6 +47,19 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub const TOKEN: &str = "fake-token-0123456789";
+/// A server path as Rancher gives one, served as if it were not there.
+pub const RANCHER_PATH: &str = "/k8s/clusters/c-abc";
+
+/// The CN of a DER certificate: the value after the commonName OID (2.5.4.3),
+/// found by its encoding rather than a full parse (test code, one issuer).
+fn common_name(cert: &CertificateDer) -> Option<String> {
+    let der = cert.as_ref();
+    let oid = [0x06, 0x03, 0x55, 0x04, 0x03];
+    // The subject comes after the issuer: the last CN in the certificate.
+    let at = der.windows(oid.len()).rposition(|w| w == oid)? + oid.len();
+    let len = *der.get(at + 1)? as usize;
+    String::from_utf8(der.get(at + 2..at + 2 + len)?.to_vec()).ok()
+}
 
 /// A request as the fake received it.
 #[derive(Clone, Debug)]
@@ -47,6 +67,8 @@ pub struct Recorded {
     pub method: String,
     pub target: String,
     pub headers: Vec<(String, String)>,
+    /// The verified client certificate's common name, if one was presented.
+    pub client_cn: Option<String>,
 }
 
 impl Recorded {
@@ -96,6 +118,9 @@ pub struct Options {
     pub bind: &'static str,
     /// Speak only TLS 1.2, as older API servers may.
     pub tls12_only: bool,
+    /// Demand a client certificate signed by the fake's client CA (see
+    /// `FakeApiServer::mint_client_cert`) in every handshake.
+    pub require_client_cert: bool,
 }
 
 impl Default for Options {
@@ -105,6 +130,7 @@ impl Default for Options {
             sans: vec!["127.0.0.1".into(), "::1".into(), "localhost".into()],
             bind: "127.0.0.1:0",
             tls12_only: false,
+            require_client_cert: false,
         }
     }
 }
@@ -119,6 +145,32 @@ pub struct FakeApiServer {
     /// What new connections are served with; swapped by `use_ca`.
     tls: Arc<Mutex<Arc<rustls::ServerConfig>>>,
     options: Options,
+    client_ca: Arc<ClientCa>,
+}
+
+/// The CA that signs client certificates, minted for each fake.
+pub struct ClientCa {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl ClientCa {
+    fn mint() -> ClientCa {
+        let key = KeyPair::generate().expect("client CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "fake-apiserver client CA");
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ClientCa {
+            cert: params.self_signed(&key).expect("client CA cert"),
+            key,
+        }
+    }
 }
 
 /// A CA and a server certificate it signed, ready to be served (see `use_ca`).
@@ -127,7 +179,7 @@ pub struct MintedCa {
     config: Arc<rustls::ServerConfig>,
 }
 
-fn server_config(options: &Options) -> MintedCa {
+fn server_config(options: &Options, client_ca: &ClientCa) -> MintedCa {
     let (pem, chain, key) = mint(options);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = if options.tls12_only {
@@ -135,12 +187,24 @@ fn server_config(options: &Options) -> MintedCa {
     } else {
         rustls::DEFAULT_VERSIONS
     };
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server config");
+        .expect("versions");
+    let builder = match options.require_client_cert {
+        false => builder.with_no_client_auth(),
+        true => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(client_ca.cert.der().clone()).expect("client CA");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(chain, key).expect("server config");
     MintedCa {
         pem,
         config: Arc::new(config),
@@ -198,10 +262,11 @@ impl FakeApiServer {
     }
 
     pub fn start_with(options: Options) -> FakeApiServer {
+        let client_ca = Arc::new(ClientCa::mint());
         let MintedCa {
             pem: ca_pem,
             config,
-        } = server_config(&options);
+        } = server_config(&options, &client_ca);
         let listener = TcpListener::bind(options.bind).expect("bind");
         let port = listener.local_addr().expect("addr").port();
 
@@ -221,6 +286,7 @@ impl FakeApiServer {
             listener: listener.try_clone().expect("clone"),
             tls: tls.clone(),
             options,
+            client_ca,
         };
         thread::spawn(move || {
             for stream in listener.incoming() {
@@ -231,6 +297,27 @@ impl FakeApiServer {
             }
         });
         server
+    }
+
+    /// A client certificate for `common_name`, signed by this fake's client CA:
+    /// (certificate PEM, PKCS#8 key PEM). `algorithm` is rcgen's (ECDSA P-256 or
+    /// Ed25519); RSA keys come from `openssl`, see the kubeconfig tests.
+    pub fn mint_client_cert(&self, common_name: &str, key: &KeyPair) -> String {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params
+            .signed_by(key, &self.client_ca.cert, &self.client_ca.key)
+            .expect("client cert")
+            .pem()
+    }
+
+    /// Accepts `Authorization: Basic` for this username and password.
+    pub fn accept_basic(&self, username: &str, password: &str) {
+        let encoded = kproxy::base64::encode(format!("{username}:{password}").as_bytes());
+        self.tokens.lock().unwrap().push(format!("Basic {encoded}"));
     }
 
     pub fn ca_path(&self) -> PathBuf {
@@ -248,7 +335,7 @@ impl FakeApiServer {
     /// Mints a new CA and server certificate, not served yet: a CA rotation
     /// distributes the new CA first.
     pub fn mint_ca(&self) -> MintedCa {
-        server_config(&self.options)
+        server_config(&self.options, &self.client_ca)
     }
 
     /// New connections are served with `ca`'s certificate from now on.
@@ -339,6 +426,11 @@ fn serve_connection(
         }
     }
     stats.handshakes.fetch_add(1, Ordering::SeqCst);
+    let client_cn = tls
+        .conn
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| common_name(leaf));
     let mut reader = BufReader::new(tls);
     let mut buf = Vec::new();
     loop {
@@ -360,6 +452,7 @@ fn serve_connection(
                     )
                 })
                 .collect(),
+            client_cn: client_cn.clone(),
         };
         stats.requests.lock().unwrap().push(recorded.clone());
         let Ok(kind) = head.body_kind() else { return };
@@ -367,10 +460,15 @@ fn serve_connection(
             Ok(summary) => summary,
             Err(_) => return,
         };
-        let authorized = recorded
-            .header("Authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| tokens.lock().unwrap().iter().any(|ok| ok == t));
+        // kube-apiserver tries the client certificate first, then the header.
+        let authorized = client_cn.is_some()
+            || recorded.header("Authorization").is_some_and(|v| {
+                let tokens = tokens.lock().unwrap();
+                match v.strip_prefix("Bearer ") {
+                    Some(t) => tokens.iter().any(|ok| ok == t),
+                    None => v.starts_with("Basic ") && tokens.iter().any(|ok| ok == v),
+                }
+            });
         let upgrade = recorded.header("Upgrade").map(str::to_string);
         let wants_upgrade = recorded
             .header("Connection")
@@ -504,6 +602,7 @@ fn route(
         .target
         .split_once('?')
         .map_or(req.target.as_str(), |(p, _)| p);
+    let path = path.strip_prefix(RANCHER_PATH).unwrap_or(path);
     let q = query(&req.target);
     let head_only = req.method == "HEAD";
     let json = |out: &mut Tls, body: &str| -> io::Result<Result<(), Close>> {

@@ -37,8 +37,12 @@ pub fn kproxy_command() -> Command {
 /// A command for the kproxy binary at `bin` (the static release build, say).
 pub fn kproxy_command_at(bin: &Path) -> Command {
     let mut cmd = Command::new(bin);
+    // Nothing from the machine running the tests: no in-cluster environment,
+    // no kubeconfig (KUBECONFIG, or ~/.kube/config under a HOME that does not exist).
     cmd.env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("KUBERNETES_SERVICE_PORT");
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env_remove("KUBECONFIG")
+        .env("HOME", std::env::temp_dir().join("kproxy-test-no-home"));
     cmd
 }
 
