@@ -64,7 +64,10 @@ class Layout:
 
 
 def layer_tar(files, mtime):
-    """An uncompressed tar of (name, path, mode) with every header field fixed."""
+    """An uncompressed tar of (name, path, mode) with every header field fixed,
+    ended as Go's archive/tar (and so docker and containerd) ends one: two zero
+    blocks, no padding to tar's traditional 10 KiB record."""
+    tarfile.RECORDSIZE = tarfile.BLOCKSIZE
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name, path, mode in files:

@@ -21,6 +21,7 @@ pub const DEFAULT_REJECT_METHODS: &str = "^$";
 /// Requests without an `Origin` (curl, kubectl, client libraries) always pass.
 pub const DEFAULT_ACCEPT_ORIGINS: &str = r"^https?://localhost(:[0-9]+)?$,^https?://127\.0\.0\.1(:[0-9]+)?$,^https?://\[::1\](:[0-9]+)?$";
 pub const DEFAULT_API_PREFIX: &str = "/";
+pub const DEFAULT_WWW_PREFIX: &str = "/static/";
 pub const DEFAULT_SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// Time allowed for a request head once its first byte has come (and for a
 /// request body that stops moving): a slowloris client is dropped after this.
@@ -57,6 +58,9 @@ pub struct Args {
     pub reject_methods: String,
     pub accept_origins: String,
     pub api_prefix: String,
+    /// `-w, --www`: serve static files from this directory.
+    pub www: Option<PathBuf>,
+    pub www_prefix: String,
     pub disable_filter: bool,
     pub unix_socket: Option<PathBuf>,
     /// TCP keep-alive period for upgraded connections; `None` turns it off.
@@ -153,6 +157,8 @@ impl Default for Args {
             reject_methods: DEFAULT_REJECT_METHODS.into(),
             accept_origins: DEFAULT_ACCEPT_ORIGINS.into(),
             api_prefix: DEFAULT_API_PREFIX.into(),
+            www: None,
+            www_prefix: DEFAULT_WWW_PREFIX.into(),
             disable_filter: false,
             unix_socket: None,
             keepalive: Some(DEFAULT_KEEPALIVE),
@@ -226,6 +232,8 @@ where
             Long("reject-methods") => args.reject_methods = string(&mut parser)?,
             Long("accept-origins") => args.accept_origins = string(&mut parser)?,
             Long("api-prefix") => args.api_prefix = string(&mut parser)?,
+            Short('w') | Long("www") => args.www = Some(path(&mut parser)?),
+            Short('P') | Long("www-prefix") => args.www_prefix = string(&mut parser)?,
             Long("disable-filter") => {
                 args.disable_filter = boolean(&mut parser, "--disable-filter")?
             }
@@ -419,6 +427,8 @@ Proxy flags (as in kubectl proxy):
                                header (curl, kubectl) always pass (default: http(s) on
                                localhost, 127.0.0.1 and [::1], any port)
       --api-prefix PREFIX      Serve the API under this prefix (default '/')
+  -w, --www DIR                Also serve the files in DIR (never outside it; no listings)
+  -P, --www-prefix PREFIX      ...under this prefix (default '/static/')
       --disable-filter         Turn off all the filters above (unsafe: open to XSRF)
       --keepalive DURATION     TCP keep-alive period of upgraded connections (exec, attach,
                                port-forward); 0 means the default 15s, negative turns it off

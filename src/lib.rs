@@ -42,6 +42,7 @@ pub mod stream;
 pub mod tls;
 pub mod tunnel;
 pub mod upstream;
+pub mod www;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -75,6 +76,7 @@ pub fn run(
         router: route::Router {
             filter: config.filter,
             api_prefix: config.api_prefix,
+            www: config.www,
         },
         keepalive: config.keepalive,
         timeouts: config.timeouts,

@@ -34,6 +34,7 @@ use crate::rewrite::{Adds, Next, UpstreamHead};
 use crate::route::{Route, Router};
 use crate::stream::{self, Stream};
 use crate::upstream::Upstream;
+use crate::www::{self, Found};
 
 /// The client's read buffer: it holds a typical request head whole (a head
 /// that fits is parsed where it lies, without a copy).
@@ -274,6 +275,9 @@ impl Proxy {
                 let ok = LocalResponse::empty(200);
                 return Step::Answered(local(writer, &ok, after_refusal));
             }
+            Ok(Route::Static(path)) => {
+                return Step::Answered(self.static_file(writer, &path, head.method, after_refusal))
+            }
             Err(response) => return Step::Answered(local(writer, &response, after_refusal)),
         };
         let token = match self.token_for(head) {
@@ -312,6 +316,47 @@ impl Proxy {
             upgrade: upgrade.is_some(),
             long_lived: is_stream(target),
         })
+    }
+
+    /// A `--www` file, streamed.
+    fn static_file(
+        &self,
+        writer: &mut Sink<Stream>,
+        path: &str,
+        method: &str,
+        next: Next,
+    ) -> Answer {
+        let Some(www) = &self.router.www else {
+            return local(
+                writer,
+                &LocalResponse::text(404, "404 page not found"),
+                next,
+            );
+        };
+        match www.find(path) {
+            Found::File(file, len, content_type) => {
+                let head_only = method == "HEAD";
+                let keep = next == Next::KeepAlive;
+                match www::send(writer, file, len, content_type, head_only, keep) {
+                    Ok(bytes) => Answer {
+                        code: 200,
+                        bytes,
+                        next,
+                    },
+                    Err(_) => Answer {
+                        code: 200,
+                        bytes: 0,
+                        next: Next::Close,
+                    },
+                }
+            }
+            Found::AddSlash => {
+                let mut moved = LocalResponse::text(301, "Moved Permanently");
+                moved.extra.push_str(&format!("Location: {path}/\r\n"));
+                local(writer, &moved, next)
+            }
+            Found::Refused(response) => local(writer, &response, next),
+        }
     }
 
     /// The token to add: the current one, unless the client brought credentials

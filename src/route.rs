@@ -9,6 +9,7 @@ use crate::filter::{host_without_port, Filter, Refusal};
 use crate::http::request::RequestHead;
 use crate::http::response::LocalResponse;
 use crate::path::{canonical, PathError};
+use crate::www::StaticFiles;
 
 /// kproxy answers this path itself, whatever the prefix, so that `kproxy check`
 /// can tell a live kproxy from anything else on the port without involving the
@@ -21,6 +22,8 @@ pub struct Router {
     pub filter: Option<Filter>,
     /// Starts and ends with `/`.
     pub api_prefix: String,
+    /// `--www`: static files under their prefix.
+    pub www: Option<StaticFiles>,
 }
 
 /// Where a request goes.
@@ -33,6 +36,8 @@ pub enum Route<'h> {
     /// To the API server, with this origin-form target (prefix removed, the
     /// client's escaping kept).
     Forward(&'h str),
+    /// A static file (`--www`), by its canonical, decoded path.
+    Static(String),
 }
 
 impl Router {
@@ -64,6 +69,19 @@ impl Router {
         if head.path() == ALIVE_PATH && head.method == "GET" {
             return Ok(Route::Alive);
         }
+        if let Some(www) = self.static_files(path.as_str()) {
+            return match head.method {
+                "GET" | "HEAD" if path.as_str().len() + 1 == www.prefix.len() => {
+                    Err(moved(&www.prefix, head.query()))
+                }
+                "GET" | "HEAD" => Ok(Route::Static(path.as_str().to_string())),
+                _ => {
+                    let mut refused = LocalResponse::text(405, "Method Not Allowed");
+                    refused.extra.push_str("Allow: GET, HEAD\r\n");
+                    Err(refused)
+                }
+            };
+        }
         let target = self.strip_prefix(head, target)?;
         if let Some(filter) = &self.filter {
             // The filter sees the path without the prefix, as kubectl's does; the
@@ -80,6 +98,17 @@ impl Router {
                 .map_err(|why| refuse(head, why))?;
         }
         Ok(Route::Forward(target))
+    }
+
+    /// The static files, if `path` is theirs: under their prefix (or the prefix
+    /// without its slash), when that prefix is at least as long as the API's (Go's
+    /// ServeMux picks the longest matching pattern, as kubectl's does).
+    fn static_files(&self, path: &str) -> Option<&StaticFiles> {
+        let www = self.www.as_ref()?;
+        let ours = path.starts_with(&www.prefix) || path == www.prefix.trim_end_matches('/');
+        let longer =
+            www.prefix.len() >= self.api_prefix.len() || !path.starts_with(&self.api_prefix);
+        (ours && longer).then_some(www)
     }
 
     /// `--api-prefix`: 404 outside it, 301 for the bare prefix (Go's ServeMux

@@ -14,8 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use yaml_rust2::{Yaml, YamlLoader};
-
+use super::yaml::{self, Node as Yaml};
 use super::{ConfigError, Environment};
 use crate::base64;
 use crate::cli::Secret;
@@ -155,22 +154,19 @@ fn merge<T>(into: &mut Vec<Entry<T>>, from: Vec<Entry<T>>) {
 
 /// One file. An empty file is an empty configuration.
 pub fn parse(file: &Path, text: &str) -> Result<Kubeconfig, ConfigError> {
-    let docs = YamlLoader::load_from_str(text).map_err(|e| {
+    let doc = yaml::parse(text).map_err(|e| {
         ConfigError(format!(
             "kubeconfig {}: not valid YAML: {e}",
             file.display()
         ))
     })?;
     let mut config = Kubeconfig::default();
-    let Some(doc) = docs.first() else {
-        return Ok(config);
-    };
     let root = Node {
-        yaml: doc,
+        yaml: &doc,
         at: String::new(),
         file,
     };
-    if !matches!(doc, Yaml::Hash(_) | Yaml::Null) {
+    if !matches!(doc, Yaml::Map(_) | Yaml::Null) {
         return Err(root.wrong("a mapping (clusters:, users:, contexts:)"));
     }
     config.clusters = root.entries("clusters", "cluster", cluster)?;
@@ -314,10 +310,8 @@ impl<'a> Node<'a> {
 
     fn string_here(&self) -> Result<String, ConfigError> {
         match self.yaml {
-            Yaml::String(s) => Ok(s.clone()),
-            Yaml::Integer(_) | Yaml::Real(_) | Yaml::Boolean(_) => {
-                Err(self.wrong("a string (put it in quotes)"))
-            }
+            Yaml::Str(s) => Ok(s.clone()),
+            Yaml::Number(_) | Yaml::Bool(_) => Err(self.wrong("a string (put it in quotes)")),
             _ => Err(self.wrong("a string")),
         }
     }
@@ -326,7 +320,7 @@ impl<'a> Node<'a> {
         match self.get(key) {
             None => Ok(false),
             Some(node) => match node.yaml {
-                Yaml::Boolean(b) => Ok(*b),
+                Yaml::Bool(b) => Ok(*b),
                 _ => Err(node.wrong("true or false")),
             },
         }
@@ -354,7 +348,7 @@ impl<'a> Node<'a> {
 
     fn items(&self) -> Result<Vec<Node<'a>>, ConfigError> {
         match self.yaml {
-            Yaml::Array(items) => Ok(items
+            Yaml::Seq(items) => Ok(items
                 .iter()
                 .enumerate()
                 .map(|(i, item)| self.child(format!("{}[{i}]", self.at), item))
@@ -375,12 +369,12 @@ impl<'a> Node<'a> {
     }
 
     fn pairs(&self) -> Result<Vec<(String, Node<'a>)>, ConfigError> {
-        let Yaml::Hash(map) = self.yaml else {
+        let Yaml::Map(map) = self.yaml else {
             return Err(self.wrong("a mapping"));
         };
         map.iter()
             .map(|(key, value)| match key {
-                Yaml::String(key) => {
+                Yaml::Str(key) => {
                     Ok((key.clone(), self.child(format!("{}.{key}", self.at), value)))
                 }
                 _ => Err(self.wrong("string keys")),
@@ -424,15 +418,12 @@ impl<'a> Node<'a> {
 }
 
 fn lookup<'a>(yaml: &'a Yaml, key: &str) -> Option<&'a Yaml> {
-    let Yaml::Hash(map) = yaml else {
-        return None;
-    };
-    if let Some(value) = map.get(&Yaml::String(key.to_string())) {
+    if let Some(value) = yaml.get(key) {
         return Some(value);
     }
-    match map.get(&Yaml::String("<<".into()))? {
-        merged @ Yaml::Hash(_) => lookup(merged, key),
-        Yaml::Array(list) => list.iter().find_map(|merged| lookup(merged, key)),
+    match yaml.get("<<")? {
+        merged @ Yaml::Map(_) => lookup(merged, key),
+        Yaml::Seq(list) => list.iter().find_map(|merged| lookup(merged, key)),
         _ => None,
     }
 }

@@ -12,10 +12,12 @@ use std::time::Duration;
 use crate::cli::{self, Args};
 use crate::credentials::TokenSourceError;
 use crate::filter::{Filter, Patterns};
+use crate::www::StaticFiles;
 
 mod kubeconfig;
 mod server;
 mod upstream;
+pub mod yaml;
 
 pub use server::ServerUrl;
 pub use upstream::UpstreamConfig;
@@ -28,6 +30,8 @@ pub struct Config {
     pub filter: Option<Filter>,
     /// Always starts and ends with `/`.
     pub api_prefix: String,
+    /// `--www`: static files under `--www-prefix`.
+    pub www: Option<StaticFiles>,
     pub keepalive: Option<Duration>,
     pub verbosity: u8,
     pub grace_period: Duration,
@@ -89,6 +93,11 @@ impl Config {
         let listen = listen(&args)?;
         let filter = filter(&args, &listen, &mut warnings)?;
         let api_prefix = api_prefix(&args.api_prefix)?;
+        // kubectl serves no files unless asked: never the working directory by default.
+        let www = match &args.www {
+            Some(dir) => Some(StaticFiles::new(dir, &args.www_prefix).map_err(ConfigError)?),
+            None => None,
+        };
         let timeouts = ClientTimeouts {
             header: positive(args.header_timeout, "--header-timeout")?,
             idle: positive(args.idle_timeout, "--idle-timeout")?,
@@ -109,6 +118,7 @@ impl Config {
             upstream,
             filter,
             api_prefix,
+            www,
             keepalive: args.keepalive,
             verbosity: args.verbosity,
             grace_period: args.grace_period,

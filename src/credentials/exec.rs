@@ -18,9 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use yaml_rust2::{Yaml, YamlLoader};
-
 use super::Token;
+use crate::config::yaml::{self, Node};
 
 /// The most of a plugin's output kproxy reads: an ExecCredential is a few KiB.
 const MAX_OUTPUT: u64 = 1024 * 1024;
@@ -218,7 +217,7 @@ fn wait_with_timeout(mut child: Child, timeout: Duration) -> Result<Vec<u8>, Str
                 let _ = child.wait();
                 return Err(format!(
                     "did not finish within {}s (--exec-timeout), so it was stopped",
-                    timeout.as_secs_f32()
+                    timeout.as_secs_f64()
                 ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
@@ -242,26 +241,25 @@ fn sanitize(text: &str) -> String {
 
 fn parse_credential(output: &[u8], api_version: &str) -> Result<Credential, String> {
     let text = std::str::from_utf8(output).map_err(|_| "decoding stdout: not UTF-8".to_string())?;
-    let docs = YamlLoader::load_from_str(text)
-        .map_err(|e| format!("decoding stdout: not an ExecCredential: {e}"))?;
-    let doc = docs.first().ok_or("decoding stdout: it printed nothing")?;
-    if !matches!(doc, Yaml::Hash(_)) {
+    let doc =
+        yaml::parse(text).map_err(|e| format!("decoding stdout: not an ExecCredential: {e}"))?;
+    if !matches!(doc, Node::Map(_)) {
         return Err("decoding stdout: not an ExecCredential (expected a JSON object)".into());
     }
-    let string = |node: &Yaml, key: &str| -> Result<Option<String>, String> {
-        match &node[key] {
-            Yaml::String(s) => Ok(Some(s.clone())),
-            Yaml::BadValue | Yaml::Null => Ok(None),
-            _ => Err(format!("decoding stdout: {key}: expected a string")),
+    let string = |node: Option<&Node>, key: &str| -> Result<Option<String>, String> {
+        match node.and_then(|n| n.get(key)) {
+            Some(Node::Str(s)) => Ok(Some(s.clone())),
+            None | Some(Node::Null) => Ok(None),
+            Some(_) => Err(format!("decoding stdout: {key}: expected a string")),
         }
     };
-    let returned = string(doc, "apiVersion")?.unwrap_or_default();
+    let returned = string(Some(&doc), "apiVersion")?.unwrap_or_default();
     if returned != api_version {
         return Err(format!(
             "exec plugin is configured to use API version {api_version}, plugin returned version {returned}"
         ));
     }
-    let status = &doc["status"];
+    let status = doc.get("status");
     let token = string(status, "token")?.filter(|t| !t.is_empty());
     let cert = string(status, "clientCertificateData")?.unwrap_or_default();
     let key = string(status, "clientKeyData")?.unwrap_or_default();

@@ -1,0 +1,169 @@
+//! A YAML document (JSON is YAML too) as kproxy reads one: built from
+//! yaml-rust2's parser events into a plain tree of vectors. yaml-rust2's own
+//! `Yaml` tree keeps a hash map per mapping, which costs about 15 KB of the
+//! static binary and buys nothing for files of a few kilobytes read once.
+//! Anchors and aliases are resolved here; `<<` merge keys by the reader.
+
+use yaml_rust2::parser::{Event, EventReceiver, Parser};
+use yaml_rust2::scanner::TScalarStyle;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    Null,
+    Bool(bool),
+    /// An integer or a float, kept as written: kproxy reads none, but a number
+    /// where a string belongs is an error worth naming.
+    Number(String),
+    Str(String),
+    Seq(Vec<Node>),
+    /// In document order; keys are nodes, as YAML allows.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// The value of `key` in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| matches!(k, Node::Str(s) if s == key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+/// The first document of `text`; `Node::Null` for an empty one.
+pub fn parse(text: &str) -> Result<Node, String> {
+    let mut builder = Builder::default();
+    Parser::new_from_str(text)
+        .load(&mut builder, false)
+        .map_err(|e| e.to_string())?;
+    Ok(builder.document.unwrap_or(Node::Null))
+}
+
+#[derive(Default)]
+struct Builder {
+    open: Vec<Open>,
+    anchors: Vec<(usize, Node)>,
+    document: Option<Node>,
+}
+
+enum Open {
+    Seq(Vec<Node>, usize),
+    Map(Vec<(Node, Node)>, Option<Node>, usize),
+}
+
+impl EventReceiver for Builder {
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Scalar(value, style, anchor, _) => self.add(scalar(value, style), anchor),
+            Event::SequenceStart(anchor, _) => self.open.push(Open::Seq(Vec::new(), anchor)),
+            Event::MappingStart(anchor, _) => self.open.push(Open::Map(Vec::new(), None, anchor)),
+            Event::SequenceEnd | Event::MappingEnd => match self.open.pop() {
+                Some(Open::Seq(items, anchor)) => self.add(Node::Seq(items), anchor),
+                Some(Open::Map(entries, _, anchor)) => self.add(Node::Map(entries), anchor),
+                None => {}
+            },
+            Event::Alias(id) => {
+                let node = self
+                    .anchors
+                    .iter()
+                    .rev()
+                    .find(|(a, _)| *a == id)
+                    .map_or(Node::Null, |(_, n)| n.clone());
+                self.add(node, 0);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Builder {
+    fn add(&mut self, node: Node, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.push((anchor, node.clone()));
+        }
+        match self.open.last_mut() {
+            None => {
+                self.document.get_or_insert(node);
+            }
+            Some(Open::Seq(items, _)) => items.push(node),
+            Some(Open::Map(entries, key, _)) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => entries.push((k, node)),
+            },
+        }
+    }
+}
+
+/// YAML 1.2's core schema for plain scalars, as yaml-rust2 resolves them;
+/// anything quoted or in a block is a string.
+fn scalar(value: String, style: TScalarStyle) -> Node {
+    if style != TScalarStyle::Plain {
+        return Node::Str(value);
+    }
+    match value.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => Node::Null,
+        "true" | "True" | "TRUE" => Node::Bool(true),
+        "false" | "False" | "FALSE" => Node::Bool(false),
+        v if is_number(v) => Node::Number(value),
+        _ => Node::Str(value),
+    }
+}
+
+fn is_number(v: &str) -> bool {
+    let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+    let radix = digits
+        .strip_prefix("0x")
+        .map(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .or_else(|| {
+            digits
+                .strip_prefix("0o")
+                .map(|o| !o.is_empty() && o.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        });
+    match radix {
+        Some(ok) => ok,
+        None => {
+            matches!(digits, ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN")
+                || (digits.bytes().any(|b| b.is_ascii_digit()) && v.parse::<f64>().is_ok())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_become_plain_trees() {
+        let doc = parse(
+            "a: &x {b: [1, 'two', true, ~]}\nc: *x\nd: 0x1F\ne: \"6443\"\nf: 1.5e3\ng: 1.2.3\n",
+        )
+        .unwrap();
+        let inner = Node::Map(vec![(
+            Node::Str("b".into()),
+            Node::Seq(vec![
+                Node::Number("1".into()),
+                Node::Str("two".into()),
+                Node::Bool(true),
+                Node::Null,
+            ]),
+        )]);
+        assert_eq!(doc.get("a"), Some(&inner));
+        assert_eq!(doc.get("c"), Some(&inner));
+        assert_eq!(doc.get("d"), Some(&Node::Number("0x1F".into())));
+        assert_eq!(doc.get("e"), Some(&Node::Str("6443".into())));
+        assert_eq!(doc.get("f"), Some(&Node::Number("1.5e3".into())));
+        assert_eq!(doc.get("g"), Some(&Node::Str("1.2.3".into())));
+        assert_eq!(parse("").unwrap(), Node::Null);
+        assert_eq!(
+            parse("{\"k\": [1, {\"x\": null}]}")
+                .unwrap()
+                .get("k")
+                .map(|_| ()),
+            Some(())
+        );
+        assert!(parse("a: [").is_err());
+    }
+}
