@@ -35,6 +35,7 @@ pub mod log;
 pub mod path;
 pub mod pool;
 pub mod proxy;
+pub mod proxy_url;
 pub mod rewrite;
 pub mod route;
 pub mod signals;

@@ -15,6 +15,7 @@ use rustls_pki_types::ServerName;
 use crate::config::{ServerUrl, UpstreamConfig};
 use crate::credentials::Credentials;
 use crate::pool::Pool;
+use crate::proxy_url::ProxyUrl;
 use crate::stream::{self, Peeked};
 use crate::tls::TlsSource;
 
@@ -211,6 +212,7 @@ impl Upstream {
         let authority = config.server.authority();
         let dialer = Dialer {
             server: config.server,
+            proxy: config.proxy,
             tls: config.tls,
             server_name: config.server_name,
         };
@@ -226,6 +228,8 @@ impl Upstream {
 /// Makes new connections: TCP with timeouts, then the TLS handshake.
 pub struct Dialer {
     server: ServerUrl,
+    /// The cluster's `proxy-url`: dialled instead, then asked for a tunnel.
+    proxy: Option<ProxyUrl>,
     /// `None` for a plain `http://` server.
     tls: Option<TlsSource>,
     server_name: ServerName<'static>,
@@ -264,7 +268,27 @@ impl Dialer {
 
     fn dial(&self) -> Result<TcpStream, ConnectError> {
         let server = &self.server;
-        let addrs: Vec<SocketAddr> = (server.bare_host(), server.port)
+        let Some(proxy) = &self.proxy else {
+            return self.dial_to(server.bare_host(), server.port);
+        };
+        let mut tcp = self.dial_to(proxy.bare_host(), proxy.port)?;
+        let _ = tcp.set_read_timeout(Some(CONNECT_TIMEOUT));
+        let _ = tcp.set_write_timeout(Some(CONNECT_TIMEOUT));
+        proxy
+            .tunnel(&mut tcp, server.bare_host(), server.port)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                    ConnectError::Timeout("opening a tunnel through the proxy")
+                }
+                _ => ConnectError::Connect(Arc::new(e)),
+            })?;
+        let _ = tcp.set_write_timeout(None);
+        wake_reads(&tcp);
+        Ok(tcp)
+    }
+
+    fn dial_to(&self, host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+        let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| ConnectError::Resolve(Arc::new(e)))?
             .collect();

@@ -16,22 +16,6 @@ use std::time::{Duration, Instant};
 use support::fake_apiserver::{kubelet_write, temp_dir, Options, RANCHER_PATH};
 use support::*;
 
-/// `kubectl config ARGS --kubeconfig FILE`, which must succeed.
-fn kubectl_config(file: &Path, args: &[&str]) {
-    let out = Command::new("kubectl")
-        .arg("config")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(file)
-        .output()
-        .expect("run kubectl (scripts/test.sh installs it)");
-    assert!(
-        out.status.success(),
-        "kubectl config {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A kubeconfig with one cluster for `fake`, one user made by `credentials`
 /// (`kubectl config set-credentials me ...` flags), one context, in use.
 fn kubeconfig(fake: &FakeApiServer, dir: &Path, credentials: &[&str]) -> PathBuf {
@@ -883,7 +867,7 @@ fn each_mistake_is_one_line_naming_file_entry_and_field() {
     );
     let proxied = edit(
         "proxied",
-        &["set-cluster", "lab", "--proxy-url=http://127.0.0.1:3128"],
+        &["set-cluster", "lab", "--proxy-url=https://127.0.0.1:3128"],
     );
     refuses(
         &["--kubeconfig", proxied.to_str().unwrap()],

@@ -1,4 +1,7 @@
-//! Flags, environment and service-account files become one [`Config`].
+//! Flags, kubeconfig files, the environment and service-account files become one
+//! [`Config`], in that order of reading: `kubeconfig` finds and merges the files,
+//! `select` picks the entries (or in-cluster), `upstream` and `auth` lay the
+//! flags over them.
 //!
 //! Everything that can be wrong with the configuration is found here, before the
 //! listener opens: a bad regex, a missing token, a CA that is not a certificate.
@@ -14,7 +17,9 @@ use crate::credentials::TokenSourceError;
 use crate::filter::{Filter, Patterns};
 use crate::www::StaticFiles;
 
+mod auth;
 mod kubeconfig;
+mod select;
 mod server;
 mod upstream;
 pub mod yaml;

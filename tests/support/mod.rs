@@ -386,3 +386,20 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
 }
+
+/// `kubectl config ARGS --kubeconfig FILE`, which must succeed: kubeconfigs in
+/// tests are written by kubectl itself, so their format is the real one.
+pub fn kubectl_config(file: &Path, args: &[&str]) {
+    let out = Command::new("kubectl")
+        .arg("config")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(file)
+        .output()
+        .expect("run kubectl (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "kubectl config {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
