@@ -33,12 +33,20 @@ impl Node {
     }
 }
 
+/// How deep mappings and lists may nest. A kubeconfig or an ExecCredential
+/// needs five; the limit keeps a runaway plugin's output from building a tree
+/// whose recursive drop would overflow a connection thread's small stack.
+const MAX_DEPTH: usize = 64;
+
 /// The first document of `text`; `Node::Null` for an empty one.
 pub fn parse(text: &str) -> Result<Node, String> {
     let mut builder = Builder::default();
     Parser::new_from_str(text)
         .load(&mut builder, false)
         .map_err(|e| e.to_string())?;
+    if builder.too_deep {
+        return Err(format!("nested more than {MAX_DEPTH} levels deep"));
+    }
     Ok(builder.document.unwrap_or(Node::Null))
 }
 
@@ -47,6 +55,8 @@ struct Builder {
     open: Vec<Open>,
     anchors: Vec<(usize, Node)>,
     document: Option<Node>,
+    /// Set once nesting passed `MAX_DEPTH`; from then on events are ignored.
+    too_deep: bool,
 }
 
 enum Open {
@@ -56,6 +66,11 @@ enum Open {
 
 impl EventReceiver for Builder {
     fn on_event(&mut self, event: Event) {
+        let opens = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+        if self.too_deep || (opens && self.open.len() >= MAX_DEPTH) {
+            self.too_deep = true;
+            return;
+        }
         match event {
             Event::Scalar(value, style, anchor, _) => self.add(scalar(value, style), anchor),
             Event::SequenceStart(anchor, _) => self.open.push(Open::Seq(Vec::new(), anchor)),
@@ -165,5 +180,14 @@ mod tests {
             Some(())
         );
         assert!(parse("a: [").is_err());
+        let deep = "[".repeat(100) + &"]".repeat(100);
+        assert!(parse(&deep).unwrap_err().contains("nested more than 64"));
+        // Deeper still, yaml-rust2's own limit answers first.
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let error = parse(&deep).unwrap_err();
+        assert!(
+            error.contains("nested more than 64") || error.contains("recursion"),
+            "{error}"
+        );
     }
 }
