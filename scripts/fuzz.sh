@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs kproxy's fuzz targets (fuzz/fuzz_targets) with cargo fuzz and libFuzzer.
-#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]      (default 600 s, all five)
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]      (default 600 s, all six)
 # Seeds come from fuzz/seeds/TARGET; the growing corpus stays in fuzz/corpus (not
 # committed). A crash leaves its input in fuzz/artifacts/TARGET; turn it into a
 # regression test in the normal suite before fixing it.
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(request_head chunked path_filter response_head patterns)
+[ ${#targets[@]} -gt 0 ] || targets=(request_head chunked path_filter response_head patterns kubeconfig)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 for target in "${targets[@]}"; do

@@ -18,7 +18,7 @@ use crate::filter::{Filter, Patterns};
 use crate::www::StaticFiles;
 
 mod auth;
-mod kubeconfig;
+pub mod kubeconfig;
 mod select;
 mod server;
 mod upstream;
