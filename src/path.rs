@@ -127,7 +127,7 @@ fn escape(path: &[u8]) -> String {
 /// which has no place in a Kubernetes path: a decoded LF would let `.*` in a
 /// reject rule stop short of `exec` (found by fuzzing: regex `.` does not match
 /// a newline, in Go's RE2 or in regex-lite).
-fn percent_decode(raw: &str) -> Option<Vec<u8>> {
+pub(crate) fn percent_decode(raw: &str) -> Option<Vec<u8>> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

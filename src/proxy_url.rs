@@ -61,10 +61,13 @@ impl ProxyUrl {
             Some((userinfo, hostport)) => (Some(userinfo), hostport),
             None => (None, authority),
         };
-        let credentials = userinfo.map(|info| {
-            let (user, password) = info.split_once(':').unwrap_or((info, ""));
-            (decode(user), decode(password))
-        });
+        let credentials = match userinfo {
+            Some(info) => {
+                let (user, password) = info.split_once(':').unwrap_or((info, ""));
+                Some((decode(user)?, decode(password)?))
+            }
+            None => None,
+        };
         let (host, port) = crate::http::split_host_port(hostport).ok_or("bad host")?;
         let port = match port {
             Some(p) => p.parse().map_err(|_| "bad port")?,
@@ -218,27 +221,10 @@ fn refused(proxy: &ProxyUrl, target: &str, why: &str) -> io::Error {
     ))
 }
 
-/// `%XX` in a URL's user info.
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// `%XX` in a URL's user info; a broken escape is an error, as in Go's url.Parse.
+fn decode(text: &str) -> Result<String, String> {
+    let bytes = crate::path::percent_decode(text).ok_or("a bad %-escape in the user info")?;
+    String::from_utf8(bytes).map_err(|_| "user info that is not UTF-8".to_string())
 }
 
 #[cfg(test)]
@@ -264,5 +250,6 @@ mod tests {
             .contains("must be http, https, or socks5"));
         assert!(ProxyUrl::parse("p:3128").is_err());
         assert!(ProxyUrl::parse("http://:3128").is_err());
+        assert!(ProxyUrl::parse("http://u:%zz@p:1").is_err());
     }
 }

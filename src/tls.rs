@@ -258,14 +258,16 @@ fn builder() -> rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier> {
         .unwrap_or_else(|e| unreachable!("ring supports TLS 1.2 and 1.3: {e}"))
 }
 
-/// The rustls settings from the bytes of the roots and of the identity.
+/// The rustls settings from the bytes read for the roots and the identity
+/// (CA, certificate, key; see [`read_inputs`]).
 fn build(
     roots: &Roots,
-    roots_pem: Option<&[u8]>,
-    identity: Option<(&Identity, &[u8], &[u8])>,
+    identity: Option<&Identity>,
+    [ca, cert, key]: &[Vec<u8>; 3],
 ) -> Result<Arc<ClientConfig>, PemError> {
-    let verified = match (roots, roots_pem) {
-        (Roots::Pem(pem), Some(bytes)) => {
+    let verified = match roots {
+        Roots::Pem(pem) => {
+            let bytes = &ca[..];
             let source = || pem.source();
             let mut store = RootCertStore::empty();
             for cert in certificates(CERTIFICATE_AUTHORITY, &source, bytes)? {
@@ -277,14 +279,17 @@ fn build(
         }
         // Not checked, but the handshake signatures still are, so the connection
         // is at least encrypted to whoever answered.
-        _ => builder()
+        Roots::Insecure => builder()
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoCertificateCheck(provider()))),
     };
     let mut config = match identity {
         // A plugin that gave no certificate (yet): a token is its credential.
-        None | Some((Identity::Exec(_), [], [])) => verified.with_no_client_auth(),
-        Some((identity, cert, key)) => {
+        None => verified.with_no_client_auth(),
+        Some(Identity::Exec(_)) if cert.is_empty() && key.is_empty() => {
+            verified.with_no_client_auth()
+        }
+        Some(identity) => {
             let (cert_source, key_source) = identity.sources();
             let chain = certificates(CLIENT_CERTIFICATE, &|| cert_source.clone(), cert)?;
             let key = PrivateKeyDer::from_pem_slice(key)
@@ -389,7 +394,7 @@ struct State {
 impl TlsSource {
     pub fn new(roots: Roots, identity: Option<Identity>) -> Result<TlsSource, PemError> {
         let (inputs, plugin_generation) = read_inputs(&roots, identity.as_ref())?;
-        let config = build_from(&roots, identity.as_ref(), &inputs)?;
+        let config = build(&roots, identity.as_ref(), &inputs)?;
         let state = State {
             config,
             generation: 0,
@@ -450,7 +455,7 @@ impl TlsSource {
                 if inputs == state.inputs {
                     return Ok(None);
                 }
-                let config = build_from(&self.roots, self.identity.as_ref(), &inputs)?;
+                let config = build(&self.roots, self.identity.as_ref(), &inputs)?;
                 Ok(Some((inputs, config)))
             });
         match rebuilt {
@@ -510,17 +515,4 @@ fn read_inputs(
         None => (Vec::new(), Vec::new(), 0),
     };
     Ok(([ca, cert, key], generation))
-}
-
-fn build_from(
-    roots: &Roots,
-    identity: Option<&Identity>,
-    [ca, cert, key]: &[Vec<u8>; 3],
-) -> Result<Arc<ClientConfig>, PemError> {
-    let roots_pem = matches!(roots, Roots::Pem(_)).then_some(&ca[..]);
-    build(
-        roots,
-        roots_pem,
-        identity.map(|id| (id, &cert[..], &key[..])),
-    )
 }

@@ -12,6 +12,7 @@ use super::{ConfigError, ServerUrl};
 use crate::cli::Args;
 use crate::credentials::exec::{self, ExecPlugin, ExecSettings};
 use crate::credentials::{Credentials, Impersonation, TokenSource};
+use crate::http::response::json_string;
 use crate::tls::{Identity, Pem};
 
 /// kubectl sends a kubeconfig's credentials only over TLS; impersonation still
@@ -130,9 +131,7 @@ pub fn credentials(
             password.unwrap_or_default(),
         )),
     };
-    let has_cert = args.client_certificate.is_some()
-        || user
-            .is_some_and(|u| u.client_certificate.is_some() || u.client_certificate_data.is_some());
+    let has_cert = has_client_certificate(args, user);
 
     let authorization = match (token, basic) {
         (Some(_), Some(_)) => {
@@ -154,6 +153,13 @@ pub fn credentials(
         authorization,
         impersonation: impersonation(args, entry)?,
     })
+}
+
+/// A client certificate from the flags or the user, file or data.
+fn has_client_certificate(args: &Args, user: Option<&User>) -> bool {
+    args.client_certificate.is_some()
+        || user
+            .is_some_and(|u| u.client_certificate.is_some() || u.client_certificate_data.is_some())
 }
 
 /// A user with no token, password, certificate or plugin: an auth-provider, or nobody.
@@ -187,17 +193,16 @@ pub fn exec_plugin(
     let (user, Some(plugin)) = (&entry.value, &entry.value.exec) else {
         return Ok(None);
     };
+    // kubectl's precedence: the plugin only when nothing else says who the user is.
     let other = args.token.is_some()
         || args.token_file.is_some()
         || args.username.is_some()
         || args.password.is_some()
-        || args.client_certificate.is_some()
         || user.token.is_some()
         || user.token_file.is_some()
         || user.username.is_some()
         || user.password.is_some()
-        || user.client_certificate.is_some()
-        || user.client_certificate_data.is_some();
+        || has_client_certificate(args, Some(user));
     if other {
         return Ok(None);
     }
@@ -263,12 +268,9 @@ fn cluster_info(
     tls_server_name: Option<&str>,
 ) -> Result<String, ConfigError> {
     let cluster = base.cluster.map(|c| &c.value);
-    let mut fields = vec![format!(
-        "\"server\":{}",
-        exec::json_string(&server.to_string())
-    )];
+    let mut fields = vec![format!("\"server\":{}", json_string(&server.to_string()))];
     if let Some(name) = tls_server_name {
-        fields.push(format!("\"tls-server-name\":{}", exec::json_string(name)));
+        fields.push(format!("\"tls-server-name\":{}", json_string(name)));
     }
     if cluster.is_some_and(|c| c.insecure_skip_tls_verify) {
         fields.push("\"insecure-skip-tls-verify\":true".into());
@@ -289,7 +291,7 @@ fn cluster_info(
     if let Some(ca) = ca {
         fields.push(format!(
             "\"certificate-authority-data\":{}",
-            exec::json_string(&crate::base64::encode(&ca))
+            json_string(&crate::base64::encode(&ca))
         ));
     }
     Ok(format!("{{{}}}", fields.join(",")))

@@ -357,22 +357,6 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146097 + day_of_era - 719468
 }
 
-/// A JSON string literal, for `KUBERNETES_EXEC_INFO`.
-pub fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,10 +412,5 @@ mod tests {
         )
         .contains("only certificate or key"));
         assert!(err(b"garbage {", V1).contains("decoding stdout"));
-    }
-
-    #[test]
-    fn json_strings() {
-        assert_eq!(json_string("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
     }
 }

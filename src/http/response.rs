@@ -182,7 +182,8 @@ impl LocalResponse {
     }
 }
 
-fn json_string(text: &str) -> String {
+/// A JSON string literal: for `Status` bodies and the exec plugins' `KUBERNETES_EXEC_INFO`.
+pub fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -200,6 +201,11 @@ fn json_string(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings() {
+        assert_eq!(json_string("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
+    }
 
     /// The framing of a response with `code` and `headers`, to a `method` request,
     /// and whether its connection may be reused.
