@@ -149,7 +149,7 @@ pub fn system_ca_bundle() -> Option<PathBuf> {
 /// Kubernetes API server offers AES-GCM in TLS 1.2 too (Go's defaults), so the
 /// ChaCha20-Poly1305 suites are never needed there. Built field by field, not
 /// from `ring::default_provider()`, whose suite list would keep ring's ChaCha20
-/// code (51 KB of the static binary) linked in.
+/// code linked in: 57,344 bytes of the static binary (see Cargo.toml).
 fn provider() -> Arc<CryptoProvider> {
     use ring::cipher_suite::*;
     Arc::new(CryptoProvider {
