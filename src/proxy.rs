@@ -206,12 +206,14 @@ impl Proxy {
                 }
             };
             if let Some(summary) = summary {
+                let micros = started.elapsed().as_micros();
                 crate::log!(
                     4,
-                    "{summary} {} {}B {:.3}ms",
+                    "{summary} {} {}B {}.{:03}ms",
                     answer.code,
                     answer.bytes,
-                    started.elapsed().as_secs_f64() * 1e3
+                    micros / 1000,
+                    micros % 1000
                 );
             }
             client.writer.trim();

@@ -141,14 +141,46 @@ fn is_number(v: &str) -> bool {
         Some(ok) => ok,
         None => {
             matches!(digits, ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN")
-                || (digits.bytes().any(|b| b.is_ascii_digit()) && v.parse::<f64>().is_ok())
+                || is_decimal(digits)
         }
     }
+}
+
+/// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`: the core schema's decimal
+/// and float forms, checked by hand so that no float parser is linked in.
+fn is_decimal(v: &str) -> bool {
+    let (mantissa, exponent) = match v.find(['e', 'E']) {
+        Some(at) => (&v[..at], Some(&v[at + 1..])),
+        None => (v, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = digits(whole) && digits(fraction) && whole.len() + fraction.len() > 0;
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_by_the_core_schema() {
+        for v in [
+            "1", "-1", "+1.5", ".5", "1.", "1e3", "1.5E-3", "0x1F", "0o17", ".inf", "-.Inf", ".NaN",
+        ] {
+            assert!(is_number(v), "{v}");
+        }
+        for v in [
+            "", ".", "-", "e3", "1e", "1e+", "1.2.3", "inf", "nan", "infinity", "0x", "0o8",
+            "1_000", "6443a",
+        ] {
+            assert!(!is_number(v), "{v}");
+        }
+    }
 
     #[test]
     fn documents_become_plain_trees() {

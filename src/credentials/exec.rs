@@ -216,8 +216,7 @@ fn wait_with_timeout(mut child: Child, timeout: Duration) -> Result<Vec<u8>, Str
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "did not finish within {}s (--exec-timeout), so it was stopped",
-                    timeout.as_secs_f64()
+                    "did not finish within {timeout:?} (--exec-timeout), so it was stopped"
                 ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
