@@ -10,6 +10,7 @@ need curl
 need openssl          # mints the RSA-4096 key of the stack-depth test
 need pkill procps      # /bin/kill, which the shutdown tests use to send signals
 need ss iproute2       # the keep-alive test reads socket timers
+need promtool prometheus  # tests/metrics.rs checks the scrape with Prometheus's own linter
 # kubectl: the Google Cloud SDK's package where its repository is set up,
 # else Debian's own (older, but enough for `get --raw` and `get --watch`).
 need kubectl kubectl 2>/dev/null || need kubectl kubernetes-client

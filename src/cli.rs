@@ -94,6 +94,9 @@ pub struct Args {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub max_upstream_connections: usize,
+    /// `--metrics-address HOST:PORT`, as written; off when `None`.
+    pub metrics_address: Option<String>,
+    pub log_format: crate::log::Format,
 }
 
 /// A token, password or key, from a flag or a kubeconfig. Its `Debug` never shows
@@ -188,6 +191,8 @@ impl Default for Args {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_upstream_connections: DEFAULT_MAX_UPSTREAM_CONNECTIONS,
+            metrics_address: None,
+            log_format: crate::log::Format::Text,
         }
     }
 }
@@ -272,6 +277,8 @@ where
             Long("max-connections") => {
                 args.max_connections = number(&mut parser, "--max-connections")?
             }
+            Long("metrics-address") => args.metrics_address = Some(string(&mut parser)?),
+            Long("log-format") => args.log_format = log_format(&mut parser)?,
             Long("max-upstream-connections") => {
                 args.max_upstream_connections = number(&mut parser, "--max-upstream-connections")?
             }
@@ -353,6 +360,16 @@ fn keepalive(parser: &mut lexopt::Parser) -> Result<Option<Duration>, UsageError
         Some(period) => Ok(Some(period)),
         None => Err(UsageError(format!(
             "invalid value {value:?} for --keepalive: expected a duration such as 30s (negative: off)"
+        ))),
+    }
+}
+
+fn log_format(parser: &mut lexopt::Parser) -> Result<crate::log::Format, UsageError> {
+    match string(parser)?.as_str() {
+        "text" => Ok(crate::log::Format::Text),
+        "json" => Ok(crate::log::Format::Json),
+        other => Err(UsageError(format!(
+            "invalid value {other:?} for --log-format: expected text or json"
         ))),
     }
 }
@@ -501,6 +518,13 @@ Limits:
                                request body (default 30s); then 408 and close
       --idle-timeout DURATION  Close a keep-alive connection idle this long (default 2m)
   Watches, log streams and exec/port-forward tunnels have no timeout.
+
+Operating (kproxy's own; see README \"Operating kproxy\"):
+      --metrics-address HOST:PORT
+                               Serve Prometheus metrics at http://HOST:PORT/metrics
+                               (off by default; 0.0.0.0:9091 to let Prometheus in)
+      --log-format FORMAT      text (default) or json: one object per line, with each
+                               request's fields at -v 4 and above
 
 Process flags:
       --grace-period DURATION  On SIGTERM/SIGINT, time allowed for requests in flight (default 5s)

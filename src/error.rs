@@ -1,15 +1,16 @@
 //! What can go wrong with one exchange, and what the client sees for each.
 //!
-//! Errors from the client's side are answered with a plain status and the
-//! connection closed (its framing can no longer be trusted). Errors from the API
-//! server's side are answered with a Kubernetes `Status` object, so that kubectl
-//! prints the reason, and the client connection stays usable.
+//! Every one is answered with a Kubernetes `Status` object, so that kubectl
+//! prints the reason, and counted by its [`Reason`]. After an error on the
+//! client's side the connection is closed (its framing can no longer be
+//! trusted); after one on the API server's side it stays usable.
 
 use std::fmt;
 use std::io;
 
 use crate::http::response::LocalResponse;
 use crate::http::HeadError;
+use crate::refusal::Reason;
 use crate::upstream::ConnectError;
 
 #[derive(Debug)]
@@ -41,38 +42,45 @@ impl fmt::Display for ProxyError {
 }
 
 impl ProxyError {
-    /// The answer for the client.
-    pub fn response(&self) -> LocalResponse {
+    /// The rule or failure behind this error, as counted and logged.
+    pub fn reason(&self) -> Reason {
         match self {
-            ProxyError::BadRequest(HeadError::NoRoom) => no_room(),
-            ProxyError::BadRequest(e) => LocalResponse::text(request_status(e), &self.to_string()),
-            ProxyError::Connect(e) if e.is_timeout() => {
-                LocalResponse::status(504, "Timeout", &self.to_string())
-            }
-            ProxyError::Connect(ConnectError::Busy { .. }) => {
-                let mut busy = LocalResponse::status(503, "ServiceUnavailable", &self.to_string());
-                busy.extra.push_str("Retry-After: 1\r\n");
-                busy
-            }
-            _ => LocalResponse::status(502, "BadGateway", &self.to_string()),
+            ProxyError::BadRequest(e) => head_reason(e),
+            ProxyError::Connect(ConnectError::Busy { .. }) => Reason::UpstreamBusy,
+            ProxyError::Connect(ConnectError::Timeout(_)) => Reason::UpstreamTimeout,
+            ProxyError::Connect(ConnectError::Tls(_)) => Reason::UpstreamTls,
+            ProxyError::Connect(_) => Reason::UpstreamConnect,
+            ProxyError::Upstream(_) => Reason::UpstreamFailed,
+            ProxyError::BadResponse(_) => Reason::UpstreamBadResponse,
         }
+    }
+
+    /// The answer for the client: a `Status` saying what failed and, where
+    /// the client or the operator can change it, how.
+    pub fn response(&self) -> LocalResponse {
+        let reason = self.reason();
+        let hint = match reason {
+            Reason::UriTooLong => "; kproxy takes request lines up to 8 KiB",
+            Reason::HeaderTooLarge => "; kproxy takes heads up to 64 KiB and 100 fields",
+            Reason::RequestTimeout => " (--header-timeout)",
+            _ => "",
+        };
+        reason.answer(&format!("{self}{hint}"))
     }
 }
 
 /// A large request (head or kept body) while the memory budget for them is
 /// spent: try again shortly (see [`crate::budget`]).
 pub fn no_room() -> LocalResponse {
-    let mut response =
-        LocalResponse::status(503, "ServiceUnavailable", &HeadError::NoRoom.to_string());
-    response.extra.push_str("Retry-After: 1\r\n");
-    response
+    Reason::MemoryBudget.answer(&HeadError::NoRoom.to_string())
 }
 
-fn request_status(e: &HeadError) -> u16 {
+fn head_reason(e: &HeadError) -> Reason {
     match e {
-        HeadError::LineTooLong => 414,
-        HeadError::TooLarge => 431,
-        HeadError::TimedOut => 408,
-        _ => 400,
+        HeadError::LineTooLong => Reason::UriTooLong,
+        HeadError::TooLarge => Reason::HeaderTooLarge,
+        HeadError::TimedOut => Reason::RequestTimeout,
+        HeadError::NoRoom => Reason::MemoryBudget,
+        _ => Reason::BadRequest,
     }
 }

@@ -15,10 +15,15 @@ use regex_lite::Regex;
 
 use crate::http::split_host_port;
 use crate::path::CanonicalPath;
+use crate::refusal::Reason;
 
 /// A comma-separated list of regular expressions, as kubectl's flags take them.
 #[derive(Debug)]
-pub struct Patterns(Vec<Pattern>);
+pub struct Patterns {
+    list: Vec<Pattern>,
+    /// As given, for the refusal message that names the flag and its value.
+    source: String,
+}
 
 /// One expression. The shapes kubectl's defaults (and most users' rules) take
 /// are matched without the regex engine, whose backtracking-free matcher cost a
@@ -44,17 +49,26 @@ struct Literals {
 
 impl Patterns {
     pub fn parse(list: &str) -> Result<Patterns, String> {
-        if list.is_empty() {
-            return Ok(Patterns(Vec::new()));
-        }
-        list.split(',')
-            .map(Pattern::parse)
-            .collect::<Result<_, _>>()
-            .map(Patterns)
+        let patterns = match list.is_empty() {
+            true => Vec::new(),
+            false => list
+                .split(',')
+                .map(Pattern::parse)
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Patterns {
+            list: patterns,
+            source: list.to_string(),
+        })
     }
 
     pub fn matches(&self, value: &str) -> bool {
-        self.0.iter().any(|p| p.matches(value))
+        self.list.iter().any(|p| p.matches(value))
+    }
+
+    /// The list as given on the command line.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 }
 
@@ -177,7 +191,39 @@ pub enum Refusal {
     OriginNotAccepted,
 }
 
+impl Refusal {
+    /// The reason counted and logged for this refusal.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Refusal::RejectedPath | Refusal::PathNotAccepted => Reason::FilterPath,
+            Refusal::RejectedMethod => Reason::FilterMethod,
+            Refusal::HostNotAccepted => Reason::FilterHost,
+            Refusal::OriginNotAccepted => Reason::FilterOrigin,
+        }
+    }
+}
+
 impl Filter {
+    /// What refused a request, with the flag and its current value, and how to
+    /// let such requests through. `value` is what the rule judged: the path,
+    /// method, host or origin.
+    pub fn explain(&self, refusal: &Refusal, value: &str) -> String {
+        let (what, matched, flag, patterns) = match refusal {
+            Refusal::RejectedPath => ("path", true, "--reject-paths", &self.reject_paths),
+            Refusal::PathNotAccepted => ("path", false, "--accept-paths", &self.accept_paths),
+            Refusal::RejectedMethod => ("method", true, "--reject-methods", &self.reject_methods),
+            Refusal::HostNotAccepted => ("Host", false, "--accept-hosts", &self.accept_hosts),
+            Refusal::OriginNotAccepted => {
+                ("Origin", false, "--accept-origins", &self.accept_origins)
+            }
+        };
+        let verb = if matched { "matches" } else { "does not match" };
+        format!(
+            "the {what} {value:?} {verb} {flag}={:?}; to allow it, change {flag}",
+            patterns.source()
+        )
+    }
+
     /// kubectl's order: reject-paths, then reject-methods, then accept only if
     /// accept-paths, the host (and, kproxy's addition, the origin) all match.
     /// `path` is the canonical path after the `--api-prefix` was stripped; `host`

@@ -16,16 +16,18 @@
 //! client close-delimited.
 
 use std::io::{self, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::budget::Grant;
 use crate::error::{no_room, ProxyError};
 use crate::http::body::{self, BodyKind, BodyReader, CopyError, Encoding, Paused};
-use crate::http::response::{LocalResponse, ResponseHead};
+use crate::http::response::ResponseHead;
 use crate::http::sink::{write_all_vectored, Sink};
 use crate::http::{HeadError, Located, Version};
+use crate::metrics::METRICS;
 use crate::pool::{Lease, Place};
 use crate::proxy::{local, send_now, Answer, Client, Proxy, Request};
+use crate::refusal::Reason;
 use crate::rewrite::{write_response_head, write_switching_head, Framing, HeadEnd, Next};
 use crate::stream::{self, Stream};
 use crate::tunnel;
@@ -152,6 +154,7 @@ impl Proxy {
         };
         let may_resend = outgoing.replayable() && idempotent(request.head.method());
         let (mut token_retried, mut retried) = (false, false);
+        let _stream = request.long_lived.then(|| METRICS.streams.open());
         let mut scratch = Vec::new();
         loop {
             let pool = &self.upstream.pool;
@@ -164,7 +167,11 @@ impl Proxy {
                 Err(e) => return self.fail(client, ProxyError::Connect(e), after_error),
             };
             let conn = lease.conn();
+            let (sent, reused) = (Instant::now(), conn.reused);
             let attempt = self.attempt(conn, &request, &mut outgoing, client, &mut scratch, false);
+            if attempt.is_ok() {
+                client.trace.upstream = Some(upstream_time(sent, reused));
+            }
             let located = match attempt {
                 Ok((located, code)) => {
                     if code == 401 && !token_retried && outgoing.replayable() {
@@ -177,6 +184,7 @@ impl Proxy {
                                 "401 after a token rotation: retrying with the new token"
                             );
                             token_retried = true;
+                            METRICS.token_retries.inc();
                             request.token = Some(fresh);
                             scratch.clear();
                             continue;
@@ -293,14 +301,19 @@ impl Proxy {
             client.writer.get_ref().set_keepalive(period);
         }
         let mut scratch = Vec::new();
-        let located = match self.attempt(
+        let sent = Instant::now();
+        let attempt = self.attempt(
             &mut conn,
             &request,
             &mut outgoing,
             client,
             &mut scratch,
             true,
-        ) {
+        );
+        if attempt.is_ok() {
+            client.trace.upstream = Some(upstream_time(sent, false));
+        }
+        let located = match attempt {
             Ok((located, 101)) => located,
             Ok((located, _)) => {
                 let reply = Reply {
@@ -327,6 +340,7 @@ impl Proxy {
             });
         let sent = switched.is_ok() && client.writer.flush().is_ok();
         let answer = Answer {
+            reason: None,
             code: 101,
             bytes: 0,
             next: Next::Close,
@@ -339,6 +353,8 @@ impl Proxy {
         let (upstream_early, transport) = conn.transport.into_tunnel();
         // Either end of a tunnel may pause as long as it likes.
         client.writer.get_ref().set_write_timeout(None);
+        METRICS.tunnels_total.inc();
+        let _tunnel = METRICS.tunnels.open();
         let result = client
             .writer
             .get_ref()
@@ -384,6 +400,7 @@ impl Proxy {
         write_all_vectored(transport, &mut request.head.slices(token, &end, body))
             .and_then(|()| transport.flush())
             .map_err(Attempt::Stale)?;
+        client.trace.bytes_in = body.len() as u64;
         if let Outgoing::Stream {
             kind, prefix, rest, ..
         } = outgoing
@@ -400,7 +417,7 @@ impl Proxy {
             let mut body = BodyReader::resume(&mut client.reader, *rest);
             let mut on_idle = stall_limit(self.timeouts.header);
             match body::copy(&mut body, &mut out, encoding, &mut on_idle) {
-                Ok(_) => {}
+                Ok(copied) => client.trace.bytes_in = prefix.len() as u64 + copied,
                 Err(CopyError::Read(e)) => return Err(Attempt::BadBody(e)),
                 Err(CopyError::Write(e)) => return Err(Attempt::Failed(ProxyError::Upstream(e))),
             }
@@ -492,6 +509,7 @@ impl Proxy {
         if head_written.is_err() {
             return (
                 Answer {
+                    reason: None,
                     code,
                     bytes: 0,
                     next: Next::Close,
@@ -515,7 +533,13 @@ impl Proxy {
         match copied {
             Ok(bytes) => {
                 let reusable = kind != BodyKind::UntilClose && reusable;
-                (Answer { code, bytes, next }, reusable)
+                let answer = Answer {
+                    code,
+                    bytes,
+                    next,
+                    reason: None,
+                };
+                (answer, reusable)
             }
             Err(CopyError::Read(e)) => {
                 // Cut mid-body: close without the final chunk, so the client sees it cut.
@@ -525,6 +549,7 @@ impl Proxy {
                 );
                 (
                     Answer {
+                        reason: None,
                         code,
                         bytes: 0,
                         next: Next::Close,
@@ -534,6 +559,7 @@ impl Proxy {
             }
             Err(CopyError::Write(_)) => (
                 Answer {
+                    reason: None,
                     code,
                     bytes: 0,
                     next: Next::Close,
@@ -592,6 +618,14 @@ fn read_response_head(
     }
 }
 
+/// Time to the response head, observed in the histogram, with whether the
+/// connection was reused: for the request's log line.
+fn upstream_time(sent: Instant, reused: bool) -> (Duration, bool) {
+    let took = sent.elapsed();
+    METRICS.upstream_seconds.observe(took);
+    (took, reused)
+}
+
 /// Lets a client's body be still for at most `limit` before giving up on it.
 fn stall_limit(limit: Duration) -> impl FnMut(Duration) -> Result<(), CopyError> {
     move |still| match still < limit {
@@ -604,8 +638,9 @@ fn stall_limit(limit: Duration) -> impl FnMut(Duration) -> Result<(), CopyError>
 /// and close, since where its next request would start is unknown.
 fn bad_body(client: &mut Client, e: io::Error) -> Answer {
     let response = match e.kind() {
-        io::ErrorKind::TimedOut => LocalResponse::text(408, "request body timed out"),
-        io::ErrorKind::InvalidData => LocalResponse::text(400, &format!("bad request body: {e}")),
+        io::ErrorKind::TimedOut => Reason::RequestTimeout
+            .answer("the request body stopped coming for the --header-timeout"),
+        io::ErrorKind::InvalidData => Reason::BadRequest.answer(&format!("bad request body: {e}")),
         _ => return Answer::nobody_left(),
     };
     local(&mut client.writer, &response, Next::Close)

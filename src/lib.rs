@@ -32,10 +32,12 @@ pub mod forward;
 pub mod http;
 pub mod listen;
 pub mod log;
+pub mod metrics;
 pub mod path;
 pub mod pool;
 pub mod proxy;
 pub mod proxy_url;
+pub mod refusal;
 pub mod rewrite;
 pub mod route;
 pub mod signals;
@@ -68,10 +70,17 @@ pub fn run(
     on_listening: impl FnOnce(Arc<Listener>),
 ) -> std::io::Result<()> {
     log::set_verbosity(config.verbosity);
+    log::set_format(config.log_format);
+    metrics::exposition::mark_start();
     for warning in &config.warnings {
-        log!(0, "warning: {warning}");
+        warn!("{warning}");
     }
     let listener = Arc::new(Listener::bind(&config.listen)?);
+    if let Some(addr) = config.metrics {
+        let bound = metrics::listener::start(addr, config.timeouts.header)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics-address {addr}: {e}")))?;
+        log!(1, "serving metrics on http://{bound}/metrics");
+    }
     let proxy = Arc::new(Proxy {
         upstream: Upstream::new(config.upstream, config.max_upstream_connections),
         router: route::Router {
@@ -97,11 +106,9 @@ pub fn run(
     }
     drop(listener);
     let left = shutdown.drain(config.grace_period);
-    if left > 0 {
-        log!(
-            0,
-            "grace period over: closing {left} connection(s) still open"
-        );
+    match left {
+        0 => event!(2, "drained", "all connections finished: exiting"),
+        _ => warn!("grace period over: closing {left} connection(s) still open"),
     }
     Ok(())
 }

@@ -17,8 +17,9 @@ use std::time::Duration;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::config::Listen;
-use crate::http::response::LocalResponse;
+use crate::metrics::METRICS;
 use crate::proxy::{Client, Lifecycle, Proxy};
+use crate::refusal::Reason;
 use crate::stream::Stream;
 
 /// Stack for each connection thread. Measured on the static build: 32-36 KiB of
@@ -260,6 +261,7 @@ pub fn accept_loop(
                 // a write stuck for the header timeout means a client not reading.
                 stream.set_read_wake();
                 stream.set_write_timeout(Some(proxy.timeouts.header));
+                METRICS.client_connections_total.inc();
                 spawn(stream, peer, proxy, shutdown);
             }
             Err(e) => {
@@ -284,8 +286,14 @@ fn turn_away(mut stream: Stream, max_connections: usize) {
         2,
         "refused a connection: {max_connections} are open (--max-connections)"
     );
-    let message = format!("kproxy is serving its maximum of {max_connections} connections (--max-connections); try again later");
-    let _ = LocalResponse::status(503, "ServiceUnavailable", &message).write_to(&mut stream, false);
+    let message = format!(
+        "kproxy is serving its maximum of {max_connections} connections (--max-connections); \
+         try again later, or raise --max-connections"
+    );
+    let _ = Reason::ConnectionCap
+        .answer(&message)
+        .write_to(&mut stream, false);
+    METRICS.refused(Reason::ConnectionCap);
     // Closing with the request unread would reset the connection, and a reset can
     // overtake the answer: read what has come first.
     stream.drain_pending();
@@ -313,6 +321,7 @@ fn spawn(stream: Stream, peer: Option<IpAddr>, proxy: &Arc<Proxy>, shutdown: &Ar
     let spawned = thread::Builder::new().stack_size(THREAD_STACK).spawn({
         let (proxy, shutdown, tracked) = (proxy.clone(), shutdown.clone(), tracked.clone());
         move || {
+            let _open = METRICS.client_connections.open();
             let life = Life {
                 shutdown: &shutdown,
                 tracked,

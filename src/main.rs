@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             }
         };
         if let Err(e) = kproxy::signals::on_terminate(stop) {
-            kproxy::log!(0, "warning: cannot handle SIGTERM: {e}");
+            kproxy::warn!("cannot handle SIGTERM: {e}");
         }
     });
     match result {

@@ -25,6 +25,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::metrics::METRICS;
 use crate::upstream::{ConnectError, Connection, Dialer};
 
 /// Connections made at once. Each handshake takes a millisecond or two of CPU
@@ -111,7 +112,7 @@ impl Pool {
                 .stack_size(DIALER_STACK)
                 .spawn(move || shared.dial_forever());
             if let Err(e) = spawned {
-                crate::log!(0, "warning: cannot start a dialer thread: {e}");
+                crate::warn!("cannot start a dialer thread: {e}");
             }
         }
         Pool { shared }
@@ -225,6 +226,7 @@ impl Shared {
             }
         }
         state.idle.push((conn, Instant::now()));
+        METRICS.upstream_idle.set(state.idle.len());
     }
 
     /// A place in the limit was freed: the queue may need a new connection.
@@ -288,6 +290,7 @@ impl Shared {
         state.idle.retain(|(conn, since)| {
             since.elapsed() < IDLE_TIMEOUT && conn.generation() == generation
         });
+        METRICS.upstream_idle.set(state.idle.len());
     }
 }
 
@@ -295,12 +298,15 @@ impl State {
     /// The newest idle connection that is still fresh; stale ones met on the
     /// way are closed.
     fn pop_idle(&mut self, generation: u64) -> Option<Connection> {
+        let mut found = None;
         while let Some((conn, since)) = self.idle.pop() {
             if since.elapsed() < IDLE_TIMEOUT && conn.generation() == generation {
-                return Some(conn);
+                found = Some(conn);
+                break;
             }
         }
-        None
+        METRICS.upstream_idle.set(self.idle.len());
+        found
     }
 }
 

@@ -30,6 +30,8 @@ use crate::http::request::{RequestHead, MAX_HEAD};
 use crate::http::response::LocalResponse;
 use crate::http::sink::Sink;
 use crate::http::{HeadClock, HeadError, HeadPolicy, Located, Version};
+use crate::metrics::{self, METRICS};
+use crate::refusal::Reason;
 use crate::rewrite::{Adds, Next, UpstreamHead};
 use crate::route::{Route, Router};
 use crate::stream::{self, Stream};
@@ -76,6 +78,17 @@ pub struct Client {
     pub writer: Sink<Stream>,
     /// The client's address, appended to X-Forwarded-For (none on a unix socket).
     pub peer: Option<IpAddr>,
+    /// What the request in flight did upstream, for its log line.
+    pub trace: Trace,
+}
+
+/// What a forwarded request did on the API server's side.
+#[derive(Default)]
+pub struct Trace {
+    /// Request body bytes sent on.
+    pub bytes_in: u64,
+    /// Time from sending to the response head, and whether the connection was reused.
+    pub upstream: Option<(Duration, bool)>,
 }
 
 impl Client {
@@ -84,6 +97,7 @@ impl Client {
             reader: BufReader::with_capacity(CLIENT_BUFFER, read_half),
             writer: Sink::new(write_half),
             peer,
+            trace: Trace::default(),
         }
     }
 }
@@ -110,17 +124,20 @@ enum Step {
     Forward(Request),
 }
 
-/// What was sent to the client, for the request log line.
+/// What was sent to the client, for the metrics and the request log line.
 pub struct Answer {
     pub code: u16,
     pub bytes: u64,
     pub next: Next,
+    /// Why kproxy answered itself, if it refused the request.
+    pub reason: Option<Reason>,
 }
 
 impl Answer {
     /// The client went away mid-request: nothing was or can be answered.
     pub fn nobody_left() -> Answer {
         Answer {
+            reason: None,
             code: 0,
             bytes: 0,
             next: Next::Close,
@@ -168,27 +185,30 @@ impl Proxy {
                 Ok(None) | Err(HeadError::Io(_) | HeadError::Truncated) => return,
                 Err(e) => {
                     crate::log!(2, "refused a request from {}: {e}", peer_name(client.peer));
-                    let _ = ProxyError::BadRequest(e)
-                        .response()
-                        .write_to(&mut client.writer, false);
+                    let refusal = ProxyError::BadRequest(e).response();
+                    let _ = refusal.write_to(&mut client.writer, false);
+                    METRICS.request("other", refusal.code);
+                    METRICS.refused(refusal.reason.unwrap_or(Reason::BadRequest));
                     return linger(client);
                 }
             };
             let started = Instant::now();
+            client.trace = Trace::default();
             let bytes = match located {
                 Located::InReader(len) => &client.reader.buffer()[..len],
                 Located::Copied(len) => &head_buf[..len],
             };
-            let (step, summary) = match RequestHead::parse(bytes) {
+            let (step, method, logged) = match RequestHead::parse(bytes) {
                 Ok(head) => {
-                    let summary =
-                        crate::log::enabled(4).then(|| format!("{} {}", head.method, head.path()));
-                    (
-                        self.prepare(&head, &mut client.writer, client.peer),
-                        summary,
-                    )
+                    let logged = crate::log::enabled(4).then(|| Logged::of(&head));
+                    let step = self.prepare(&head, &mut client.writer, client.peer);
+                    (step, metrics::method_name(head.method), logged)
                 }
-                Err(e) => (Step::Answered(refuse_head(&mut client.writer, e)), None),
+                Err(e) => (
+                    Step::Answered(refuse_head(&mut client.writer, e)),
+                    "other",
+                    None,
+                ),
             };
             located.consume(&mut client.reader);
             // The head's buffer goes now: the upstream head holds what is needed.
@@ -205,16 +225,14 @@ impl Proxy {
                     self.forward(request, client, grant)
                 }
             };
-            if let Some(summary) = summary {
-                let micros = started.elapsed().as_micros();
-                crate::log!(
-                    4,
-                    "{summary} {} {}B {}.{:03}ms",
-                    answer.code,
-                    answer.bytes,
-                    micros / 1000,
-                    micros % 1000
-                );
+            METRICS.request(method, answer.code);
+            METRICS.bytes_to_server.add(client.trace.bytes_in);
+            METRICS.bytes_to_clients.add(answer.bytes);
+            if let Some(reason) = answer.reason {
+                METRICS.refused(reason);
+            }
+            if let Some(logged) = logged {
+                logged.write(&answer, &client.trace, client.peer, started.elapsed());
             }
             client.writer.trim();
             if answer.next == Next::Close {
@@ -341,11 +359,13 @@ impl Proxy {
                 let keep = next == Next::KeepAlive;
                 match www::send(writer, file, len, content_type, head_only, keep) {
                     Ok(bytes) => Answer {
+                        reason: None,
                         code: 200,
                         bytes,
                         next,
                     },
                     Err(_) => Answer {
+                        reason: None,
                         code: 200,
                         bytes: 0,
                         next: Next::Close,
@@ -380,7 +400,7 @@ impl Proxy {
                 .credentials
                 .authorization
                 .current()
-                .map_err(|e| LocalResponse::status(500, "InternalError", &e)),
+                .map_err(|e| Reason::Credentials.answer(&e)),
         }
     }
 }
@@ -426,6 +446,7 @@ pub fn local(writer: &mut Sink<Stream>, response: &LocalResponse, next: Next) ->
         Err(_) => Next::Close,
     };
     Answer {
+        reason: response.reason,
         code: response.code,
         bytes: response.body.len() as u64,
         next,
@@ -456,6 +477,43 @@ fn linger(client: &mut Client) {
         };
         client.reader.consume(len);
         discarded += len;
+    }
+}
+
+/// The request line's method and target, kept past the head's buffer for
+/// the log line (only made at `-v 4` and above).
+struct Logged {
+    method: String,
+    target: String,
+}
+
+impl Logged {
+    /// The path, and from `-v 6` the query string too (which may name objects
+    /// or label values an operator does not want in every log line).
+    fn of(head: &RequestHead) -> Logged {
+        let target = match crate::log::enabled(6) {
+            true => head.origin_form(),
+            false => head.path(),
+        };
+        Logged {
+            method: head.method.to_string(),
+            target: target.to_string(),
+        }
+    }
+
+    fn write(&self, answer: &Answer, trace: &Trace, client: Option<IpAddr>, took: Duration) {
+        crate::log::RequestLine {
+            method: &self.method,
+            target: &self.target,
+            status: answer.code,
+            bytes_in: trace.bytes_in,
+            bytes_out: answer.bytes,
+            took,
+            upstream: trace.upstream,
+            client,
+            reason: answer.reason,
+        }
+        .write();
     }
 }
 

@@ -9,6 +9,7 @@ use crate::filter::{host_without_port, Filter, Refusal};
 use crate::http::request::RequestHead;
 use crate::http::response::LocalResponse;
 use crate::path::{canonical, PathError};
+use crate::refusal::Reason;
 use crate::www::StaticFiles;
 
 /// kproxy answers this path itself, whatever the prefix, so that `kproxy check`
@@ -47,24 +48,26 @@ impl Router {
         if target == "*" {
             return match head.method {
                 "OPTIONS" => Ok(Route::ServerOptions),
-                _ => Err(LocalResponse::text(400, "bad request target")),
+                _ => Err(bad_request("bad request target")),
             };
         }
         if !target.starts_with('/') {
-            return Err(LocalResponse::text(400, "bad request target"));
+            return Err(bad_request("bad request target"));
         }
         let path = match canonical(head.path()) {
             Ok(path) => path,
-            Err(PathError::Undecodable) => return Err(LocalResponse::text(400, "bad path")),
+            Err(PathError::Undecodable) => return Err(bad_request("bad path")),
             Err(PathError::NotCanonical(cleaned)) => {
-                return Err(moved(&cleaned, head.query()));
+                let mut response = moved(&cleaned, head.query());
+                response.reason = Some(Reason::NonCanonicalPath);
+                return Err(response);
             }
         };
         let origin = request_origin(head)?;
         if let Some(filter) = &self.filter {
             filter
                 .admits_client(host, origin)
-                .map_err(|why| refuse(head, why))?;
+                .map_err(|why| refuse(filter, head, why, host, origin, head.path()))?;
         }
         if head.path() == ALIVE_PATH && head.method == "GET" {
             return Ok(Route::Alive);
@@ -90,12 +93,12 @@ impl Router {
                 "/" => path,
                 _ => {
                     let rest = target.split_once('?').map_or(target, |(path, _)| path);
-                    canonical(rest).map_err(|_| LocalResponse::text(400, "bad path"))?
+                    canonical(rest).map_err(|_| bad_request("bad path"))?
                 }
             };
             filter
                 .check(head.method, &path, host, origin)
-                .map_err(|why| refuse(head, why))?;
+                .map_err(|why| refuse(filter, head, why, host, origin, path.as_str()))?;
         }
         Ok(Route::Forward(target))
     }
@@ -141,9 +144,35 @@ fn moved(path: &str, query: Option<&str>) -> LocalResponse {
     response
 }
 
-fn refuse(head: &RequestHead, why: Refusal) -> LocalResponse {
-    crate::log!(3, "filter refused {} {}: {why:?}", head.method, head.path());
-    LocalResponse::text(403, "Forbidden")
+/// The filter's 403, whose message names the rule, the flag and its value.
+/// `path` is the path the filter judged.
+fn refuse(
+    filter: &Filter,
+    head: &RequestHead,
+    why: Refusal,
+    host: &str,
+    origin: Option<&str>,
+    path: &str,
+) -> LocalResponse {
+    let judged = match why {
+        Refusal::RejectedPath | Refusal::PathNotAccepted => path,
+        Refusal::RejectedMethod => head.method,
+        Refusal::HostNotAccepted => host,
+        Refusal::OriginNotAccepted => origin.unwrap_or_default(),
+    };
+    let message = filter.explain(&why, judged);
+    crate::log!(
+        3,
+        "filter refused {} {}: {message}",
+        head.method,
+        head.path()
+    );
+    why.reason().answer(&message)
+}
+
+/// A request kproxy will not judge, let alone forward.
+fn bad_request(why: &str) -> LocalResponse {
+    Reason::BadRequest.answer(why)
 }
 
 /// The host the request is for, without port: from an absolute-form target, or
@@ -152,16 +181,16 @@ fn request_host<'h>(head: &RequestHead<'h>) -> Result<&'h str, LocalResponse> {
     let mut hosts = head.headers.get_all("Host");
     let (first, second) = (hosts.next(), hosts.next());
     if second.is_some() {
-        return Err(LocalResponse::text(400, "more than one Host header"));
+        return Err(bad_request("more than one Host header"));
     }
     let authority = match head.absolute_authority() {
         Some(authority) => authority,
         None => {
-            let value = first.ok_or_else(|| LocalResponse::text(400, "missing Host header"))?;
-            std::str::from_utf8(value).map_err(|_| LocalResponse::text(400, "bad Host header"))?
+            let value = first.ok_or_else(|| bad_request("missing Host header"))?;
+            std::str::from_utf8(value).map_err(|_| bad_request("bad Host header"))?
         }
     };
-    host_without_port(authority.trim()).ok_or_else(|| LocalResponse::text(400, "bad Host header"))
+    host_without_port(authority.trim()).ok_or_else(|| bad_request("bad Host header"))
 }
 
 /// The browser origin the request comes from, if any. More than one `Origin`
@@ -170,11 +199,9 @@ fn request_origin<'h>(head: &RequestHead<'h>) -> Result<Option<&'h str>, LocalRe
     let mut origins = head.headers.get_all("Origin");
     let (first, second) = (origins.next(), origins.next());
     if second.is_some() {
-        return Err(LocalResponse::text(400, "more than one Origin header"));
+        return Err(bad_request("more than one Origin header"));
     }
     first
-        .map(|value| {
-            std::str::from_utf8(value).map_err(|_| LocalResponse::text(400, "bad Origin header"))
-        })
+        .map(|value| std::str::from_utf8(value).map_err(|_| bad_request("bad Origin header")))
         .transpose()
 }

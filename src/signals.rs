@@ -13,7 +13,7 @@ pub fn on_terminate(stop: impl FnOnce() + Send + 'static) -> std::io::Result<()>
         .stack_size(64 * 1024)
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                crate::log!(2, "received signal {signal}: shutting down");
+                crate::event!(2, "drain", "received signal {signal}: shutting down");
                 stop();
             }
         })?;

@@ -19,6 +19,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use crate::credentials::ExecPlugin;
+use crate::metrics::METRICS;
 
 impl Identity {
     /// Where the certificate and the key come from, for messages.
@@ -461,15 +462,22 @@ impl TlsSource {
         match rebuilt {
             Ok(None) => state.failing = false,
             Ok(Some((inputs, config))) => {
-                crate::log!(2, "{} changed: new connections use it", self.describe());
+                crate::event!(
+                    2,
+                    "tls_reload",
+                    "{} changed: new connections use it",
+                    self.describe()
+                );
+                METRICS.ca_reloads.inc();
                 state.config = config;
                 state.inputs = inputs;
                 state.failing = false;
                 state.generation += 1;
             }
             Err(e) => {
+                METRICS.ca_reload_failures.inc();
                 if !state.failing {
-                    crate::log!(0, "{e}; keeping the last good one");
+                    crate::event!(0, "tls_reload_failure", "{e}; keeping the last good one");
                 }
                 state.failing = true;
             }

@@ -19,6 +19,7 @@ use std::thread;
 
 use rustls::ClientConnection;
 
+use crate::metrics::{Counter, METRICS};
 use crate::stream::Stream;
 use crate::upstream::Transport;
 
@@ -62,8 +63,11 @@ pub fn pipe(
     let downstream = thread::Builder::new()
         .name("tunnel".into())
         .stack_size(PIPE_THREAD_STACK)
-        .spawn(move || copy_then_close(&mut up_reader, &mut client_writer))?;
-    let up_result = copy_then_close(client_read, &mut *up_writer);
+        .spawn(move || {
+            let counted = &METRICS.bytes_to_clients;
+            copy_then_close(&mut up_reader, &mut client_writer, counted)
+        })?;
+    let up_result = copy_then_close(client_read, &mut *up_writer, &METRICS.bytes_to_server);
     if up_result.is_err() {
         // The client side broke: wake the other thread, which may be blocked reading.
         let _ = stopper.shutdown(Shutdown::Both);
@@ -77,9 +81,13 @@ pub fn pipe(
     up_result.and(down_result)
 }
 
-/// Copies until end of stream, then half-closes the destination. On an error,
-/// the caller closes both sides.
-fn copy_then_close(from: &mut dyn Read, to: &mut dyn HalfClose) -> io::Result<()> {
+/// Copies until end of stream, counting the bytes in `counted`, then
+/// half-closes the destination. On an error, the caller closes both sides.
+fn copy_then_close(
+    from: &mut dyn Read,
+    to: &mut dyn HalfClose,
+    counted: &Counter,
+) -> io::Result<()> {
     let mut buf = vec![0u8; PIPE_BUFFER];
     loop {
         let n = match from.read(&mut buf) {
@@ -90,6 +98,7 @@ fn copy_then_close(from: &mut dyn Read, to: &mut dyn HalfClose) -> io::Result<()
         };
         to.write_all(&buf[..n])?;
         to.flush()?;
+        counted.add(n as u64);
     }
     to.close_write();
     Ok(())

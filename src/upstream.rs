@@ -14,6 +14,7 @@ use rustls_pki_types::ServerName;
 
 use crate::config::{ServerUrl, UpstreamConfig};
 use crate::credentials::Credentials;
+use crate::metrics::{HandshakeFailure, Open, METRICS};
 use crate::pool::Pool;
 use crate::proxy_url::ProxyUrl;
 use crate::stream::{self, Peeked};
@@ -142,6 +143,9 @@ pub struct Connection {
     pub reused: bool,
     /// The CA bundle generation it was verified under (see `TlsSource`).
     generation: u64,
+    /// Counted in `kproxy_upstream_connections_open` while it lives (a
+    /// tunnel's until the tunnel ends: its transport moves out, this stays).
+    _open: Open,
 }
 
 impl Connection {
@@ -263,6 +267,7 @@ impl Dialer {
             transport,
             reused: false,
             generation,
+            _open: METRICS.upstream_connections.open(),
         })
     }
 
@@ -313,6 +318,19 @@ impl Dialer {
     fn handshake(
         &self,
         tls: Arc<rustls::ClientConfig>,
+        tcp: TcpStream,
+    ) -> Result<StreamOwned<ClientConnection, TcpStream>, ConnectError> {
+        METRICS.tls_handshakes.inc();
+        let result = self.handshake_on(tls, tcp);
+        if let Err(e) = &result {
+            METRICS.handshake_failed(handshake_failure(e));
+        }
+        result
+    }
+
+    fn handshake_on(
+        &self,
+        tls: Arc<rustls::ClientConfig>,
         mut tcp: TcpStream,
     ) -> Result<StreamOwned<ClientConnection, TcpStream>, ConnectError> {
         let tls_error = |e| ConnectError::Tls(Arc::new(e));
@@ -343,6 +361,20 @@ impl Dialer {
         let _ = tcp.set_write_timeout(None);
         wake_reads(&tcp);
         Ok(StreamOwned::new(conn, tcp))
+    }
+}
+
+/// The kind of a failed handshake, for `kproxy_tls_handshake_failures_total`.
+fn handshake_failure(e: &ConnectError) -> HandshakeFailure {
+    let tls = match e {
+        ConnectError::Timeout(_) => return HandshakeFailure::Timeout,
+        ConnectError::Tls(e) => e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    match tls {
+        Some(rustls::Error::InvalidCertificate(_)) => HandshakeFailure::Certificate,
+        Some(rustls::Error::AlertReceived(_)) => HandshakeFailure::Alert,
+        _ => HandshakeFailure::Other,
     }
 }
 

@@ -142,7 +142,7 @@ fn spdy_exec_is_refused_by_default_and_pipes_once_allowed() {
         .unwrap();
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).unwrap();
-    assert_eq!(body, b"Forbidden\n");
+    assert_refusal(&body, 403, "filter_path");
     assert!(fake.requests().is_empty());
 
     let open_exec = Kproxy::in_cluster(&fake, &["--reject-paths=^$"]);

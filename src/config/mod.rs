@@ -43,6 +43,9 @@ pub struct Config {
     pub timeouts: ClientTimeouts,
     pub max_connections: usize,
     pub max_upstream_connections: usize,
+    /// `--metrics-address`: where Prometheus scrapes, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    pub log_format: crate::log::Format,
     /// Warnings to print once the logger is set up (insecure TLS, no filter...).
     pub warnings: Vec<String>,
 }
@@ -117,6 +120,11 @@ impl Config {
                 )));
             }
         }
+        let metrics = args
+            .metrics_address
+            .as_deref()
+            .map(metrics_address)
+            .transpose()?;
         let upstream = upstream::upstream(&args, env, &mut warnings)?;
         Ok(Config {
             listen,
@@ -130,6 +138,8 @@ impl Config {
             timeouts,
             max_connections: args.max_connections,
             max_upstream_connections: args.max_upstream_connections,
+            metrics,
+            log_format: args.log_format,
             warnings,
         })
     }
@@ -162,6 +172,23 @@ fn listen(args: &Args) -> Result<Listen, ConfigError> {
             })?,
     };
     Ok(Listen::Tcp(SocketAddr::new(ip, args.port)))
+}
+
+/// `HOST:PORT`, `[::]:PORT` or `:PORT` (all addresses, as Go writes it).
+fn metrics_address(value: &str) -> Result<SocketAddr, ConfigError> {
+    let spelled = match value.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => value.to_string(),
+    };
+    spelled
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "invalid --metrics-address {value:?}: expected HOST:PORT such as 0.0.0.0:9091"
+            ))
+        })
 }
 
 fn filter(

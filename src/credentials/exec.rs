@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::Token;
 use crate::config::yaml::{self, Node};
+use crate::metrics::METRICS;
 
 /// The most of a plugin's output kproxy reads: an ExecCredential is a few KiB.
 const MAX_OUTPUT: u64 = 1024 * 1024;
@@ -153,7 +154,8 @@ impl ExecPlugin {
             }
             Err(e) => {
                 let error = format!("getting credentials: {}: {e}", self.settings.describe);
-                crate::log!(0, "{error}");
+                METRICS.exec_failures.inc();
+                crate::event!(0, "plugin_failure", "{error}");
                 state.last_error = Some(error.clone());
                 Err(error)
             }
@@ -162,7 +164,8 @@ impl ExecPlugin {
 
     fn run(&self) -> Result<Credential, String> {
         let s = &self.settings;
-        crate::log!(2, "running {}", s.describe);
+        crate::event!(2, "plugin_run", "running {}", s.describe);
+        METRICS.exec_runs.inc();
         let mut command = Command::new(&s.command);
         command
             .args(&s.args)

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::exec::ExecPlugin;
 
+use crate::metrics::METRICS;
+
 /// How often a token file is looked at again.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -191,19 +193,22 @@ impl FileToken {
         match read_token(&self.path) {
             Ok(text) => {
                 if text != state.text {
-                    crate::log!(
+                    crate::event!(
                         2,
+                        "token_reload",
                         "token file {} changed: using the new token",
                         self.path.display()
                     );
+                    METRICS.token_reloads.inc();
                     state.token = Token::new(&text);
                     state.text = text;
                 }
                 state.failing = false;
             }
             Err(e) => {
+                METRICS.token_read_failures.inc();
                 if !state.failing {
-                    crate::log!(0, "{e}; keeping the last good token");
+                    crate::event!(0, "token_read_failure", "{e}; keeping the last good token");
                 }
                 state.failing = true;
             }

@@ -5,6 +5,7 @@ use std::io::{BufRead, Write};
 use super::body::BodyKind;
 use super::read::{check_line_endings, read_head, read_head_into, Located, Unlimited};
 use super::{HeadError, Headers, Version};
+use crate::refusal::Reason;
 
 /// The API server's heads are small; this bounds what a broken one can cost.
 const MAX_HEAD: usize = 64 * 1024;
@@ -122,6 +123,8 @@ pub struct LocalResponse {
     pub body: String,
     /// Extra header lines, each ending in CRLF (e.g. `Location`).
     pub extra: String,
+    /// The rule that refused the request, if this is a refusal.
+    pub reason: Option<Reason>,
 }
 
 impl LocalResponse {
@@ -132,6 +135,7 @@ impl LocalResponse {
             content_type: "text/plain; charset=utf-8",
             body: format!("{text}\n"),
             extra: "X-Content-Type-Options: nosniff\r\n".into(),
+            reason: None,
         }
     }
 
@@ -142,22 +146,18 @@ impl LocalResponse {
             content_type: "text/plain; charset=utf-8",
             body: String::new(),
             extra: String::new(),
+            reason: None,
         }
     }
 
-    /// A Kubernetes `Status` object, which kubectl and client-go show as the
-    /// error message ("Error from server (Timeout): ...").
-    pub fn status(code: u16, reason: &str, message: &str) -> LocalResponse {
+    /// A JSON body (a `Status`: see [`Reason::answer`]).
+    pub fn json(code: u16, body: String) -> LocalResponse {
         LocalResponse {
             code,
             content_type: "application/json",
-            body: format!(
-                "{{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{{}},\"status\":\"Failure\",\
-                 \"message\":{},\"reason\":{},\"code\":{code}}}\n",
-                json_string(message),
-                json_string(reason)
-            ),
+            body,
             extra: String::new(),
+            reason: None,
         }
     }
 
@@ -241,15 +241,5 @@ mod tests {
         assert!(matches!(kind(200, "", "GET"), Ok(BodyKind::UntilClose)));
         assert!(kind(200, "Transfer-Encoding: gzip\r\n", "GET").is_err());
         assert!(!framing(200, "Connection: close\r\n", "GET").1);
-    }
-
-    #[test]
-    fn status_body_is_json() {
-        let r = LocalResponse::status(502, "BadGateway", "say \"hi\"\n");
-        assert_eq!(
-            r.body,
-            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\
-             \"message\":\"say \\\"hi\\\"\\u000a\",\"reason\":\"BadGateway\",\"code\":502}\n"
-        );
     }
 }

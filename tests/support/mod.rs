@@ -387,6 +387,20 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .map(|(_, v)| v.as_str())
 }
 
+/// Checks that `body` is kproxy's own refusal: a Kubernetes `Status` with
+/// this `code`, whose one cause is `reason` and whose message ends with it.
+/// Returns the message.
+pub fn assert_refusal(body: &[u8], code: u16, reason: &str) -> String {
+    let status: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)));
+    assert_eq!(status["kind"], "Status", "{status}");
+    assert_eq!(status["code"], code, "{status}");
+    assert_eq!(status["details"]["causes"][0]["reason"], reason, "{status}");
+    let message = status["message"].as_str().unwrap().to_string();
+    assert!(message.ends_with(&format!("({reason})")), "{message}");
+    message
+}
+
 /// `kubectl config ARGS --kubeconfig FILE`, which must succeed: kubeconfigs in
 /// tests are written by kubectl itself, so their format is the real one.
 pub fn kubectl_config(file: &Path, args: &[&str]) {

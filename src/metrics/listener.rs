@@ -1,0 +1,177 @@
+//! `--metrics-address`: a second listener, for Prometheus, that answers
+//! `GET /metrics` and nothing else (404 for other paths, 405 for other methods).
+//!
+//! It is meant to listen on the Pod's IP, where anything in the cluster network
+//! can reach it, so it is hardened as the proxy port is and more: heads up to
+//! 8 KiB, the proxy's `--header-timeout` for the whole head (and for the first
+//! byte), one request per connection, at most [`MAX_SCRAPERS`] connections at
+//! once (more get a fast 503). Its answer holds counters only (see [`super`]).
+
+use std::io::{self, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::exposition::{render, CONTENT_TYPE};
+use crate::http::request::RequestHead;
+use crate::http::response::LocalResponse;
+use crate::http::{HeadClock, HeadError, HeadPolicy, Located};
+use crate::stream::Stream;
+
+/// Scrapes served at once. Prometheus makes one at a time per target; a few
+/// more leave room for a second Prometheus or a person with curl.
+pub const MAX_SCRAPERS: usize = 8;
+/// A scrape's head is a few hundred bytes.
+const MAX_HEAD: usize = 8 * 1024;
+/// Each scrape's thread formats the answer in a String; its stack stays small.
+const THREAD_STACK: usize = 64 * 1024;
+
+/// Binds `addr` and serves scrapes on a thread of its own; returns the address
+/// bound (the real port when 0 was asked).
+pub fn start(addr: SocketAddr, head_timeout: Duration) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let bound = listener.local_addr()?;
+    thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || accept_loop(&listener, head_timeout))?;
+    Ok(bound)
+}
+
+static SCRAPERS: AtomicUsize = AtomicUsize::new(0);
+
+/// One scraper being served, counted until it drops.
+struct Slot;
+
+impl Slot {
+    fn take() -> Option<Slot> {
+        let taken = SCRAPERS.fetch_add(1, Ordering::SeqCst);
+        if taken >= MAX_SCRAPERS {
+            SCRAPERS.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        SCRAPERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn accept_loop(listener: &TcpListener, head_timeout: Duration) {
+    loop {
+        let tcp = match listener.accept() {
+            Ok((tcp, _)) => tcp,
+            Err(_) => {
+                // Out of file descriptors, say: do not spin while it lasts.
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let mut stream = Stream::Tcp(tcp);
+        let Some(slot) = Slot::take() else {
+            let busy = LocalResponse::text(503, "too many scrapes at once; try again");
+            let _ = busy.write_to(&mut stream, false);
+            stream.drain_pending();
+            continue;
+        };
+        let spawned = thread::Builder::new()
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                let _slot = slot;
+                serve(stream, head_timeout);
+            });
+        if spawned.is_err() {
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The head's size limit and clock.
+struct Limits(HeadClock);
+
+impl HeadPolicy for Limits {
+    fn admit(&mut self, len: usize) -> Result<(), HeadError> {
+        self.0.check()?;
+        match len > MAX_HEAD {
+            true => Err(HeadError::TooLarge),
+            false => Ok(()),
+        }
+    }
+}
+
+fn serve(stream: Stream, head_timeout: Duration) {
+    stream.set_read_wake();
+    stream.set_write_timeout(Some(head_timeout));
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let mut writer = write_half;
+    let mut reader = BufReader::with_capacity(MAX_HEAD, stream);
+    let mut buf = Vec::new();
+    let mut limits = Limits(HeadClock::new(head_timeout));
+    let waiting = Instant::now();
+    let located = loop {
+        match RequestHead::next(&mut reader, &mut buf, &mut limits) {
+            Err(HeadError::Io(e)) if crate::http::body::is_timeout(&e) => {
+                let begun = !buf.is_empty() || !reader.buffer().is_empty();
+                if begun && limits.0.check().is_err() {
+                    break Err(HeadError::TimedOut);
+                }
+                if waiting.elapsed() >= head_timeout {
+                    break Err(HeadError::TimedOut);
+                }
+            }
+            other => break other,
+        }
+    };
+    let response = match located {
+        Ok(Some(located)) => {
+            let head = match &located {
+                Located::InReader(len) => &reader.buffer()[..*len],
+                Located::Copied(len) => &buf[..*len],
+            };
+            match RequestHead::parse(head) {
+                Ok(head) => answer(head.method, head.path()),
+                Err(e) => refusal(&e),
+            }
+        }
+        Ok(None) | Err(HeadError::Io(_) | HeadError::Truncated) => return,
+        Err(e) => refusal(&e),
+    };
+    let _ = response.write_to(&mut writer, false);
+    // Close without a reset that could overtake the answer: read what is left first.
+    writer.shutdown(std::net::Shutdown::Write);
+    reader.get_mut().drain_pending();
+}
+
+/// The answer to a well-formed request.
+fn answer(method: &str, path: &str) -> LocalResponse {
+    match (method, path) {
+        ("GET", "/metrics") => {
+            let mut ok = LocalResponse::text(200, "");
+            ok.content_type = CONTENT_TYPE;
+            ok.body = render();
+            ok
+        }
+        (_, "/metrics") => {
+            let mut refused = LocalResponse::text(405, "Method Not Allowed");
+            refused.extra.push_str("Allow: GET\r\n");
+            refused
+        }
+        _ => LocalResponse::text(404, "404 page not found"),
+    }
+}
+
+/// A head that is too large, too slow or not HTTP.
+fn refusal(e: &HeadError) -> LocalResponse {
+    let code = match e {
+        HeadError::LineTooLong => 414,
+        HeadError::TooLarge => 431,
+        HeadError::TimedOut => 408,
+        _ => 400,
+    };
+    LocalResponse::text(code, &e.to_string())
+}
