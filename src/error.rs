@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io;
 
+use crate::http::request::{MAX_HEAD, MAX_HEADERS, MAX_REQUEST_LINE};
 use crate::http::response::LocalResponse;
 use crate::http::HeadError;
 use crate::refusal::Reason;
@@ -60,10 +61,16 @@ impl ProxyError {
     pub fn response(&self) -> LocalResponse {
         let reason = self.reason();
         let hint = match reason {
-            Reason::UriTooLong => "; kproxy takes request lines up to 8 KiB",
-            Reason::HeaderTooLarge => "; kproxy takes heads up to 64 KiB and 100 fields",
-            Reason::RequestTimeout => " (--header-timeout)",
-            _ => "",
+            Reason::UriTooLong => format!(
+                "; kproxy takes request lines up to {} KiB",
+                MAX_REQUEST_LINE / 1024
+            ),
+            Reason::HeaderTooLarge => format!(
+                "; kproxy takes heads up to {} KiB and {MAX_HEADERS} fields",
+                MAX_HEAD / 1024
+            ),
+            Reason::RequestTimeout => " (--header-timeout)".into(),
+            _ => String::new(),
         };
         reason.answer(&format!("{self}{hint}"))
     }

@@ -18,7 +18,8 @@
 //!   path, kubectl's accept/reject rules;
 //! - [`http`]: heads, bodies and header rules;
 //! - [`upstream`]: the connection pool to the API server;
-//! - [`error`]: what the client sees when something fails.
+//! - [`error`] and [`refusal`]: what the client sees when something fails, and why;
+//! - [`metrics`] and [`log`]: what an operator sees (`--metrics-address`, `--log-format`).
 
 pub mod base64;
 pub mod budget;

@@ -511,3 +511,33 @@ fn a_token_rotated_by_the_kubelet_is_picked_up() {
         proxy.stderr()
     );
 }
+
+#[test]
+fn operating_flags_are_checked_at_start() {
+    let fake = FakeApiServer::start();
+    let server = fake.url();
+    fails_with(
+        &["--server", &server, "--log-format", "yaml"],
+        &[],
+        &["--log-format", "\"yaml\"", "text or json"],
+    );
+    fails_with(
+        &["--server", &server, "--metrics-address", "nonsense"],
+        &[],
+        &["--metrics-address", "HOST:PORT"],
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    fails_with(
+        &[
+            "--server",
+            &server,
+            "--port",
+            "0",
+            "--metrics-address",
+            &taken,
+        ],
+        &[],
+        &["--metrics-address", &taken, "in use"],
+    );
+}

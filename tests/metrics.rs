@@ -5,12 +5,11 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::fake_apiserver::kubelet_write;
 use support::*;
@@ -23,54 +22,8 @@ fn with_metrics(fake: &FakeApiServer, args: &[&str]) -> (Kproxy, String) {
     let mut all = vec!["--metrics-address", "127.0.0.1:0", "-v", "1"];
     all.extend_from_slice(args);
     let proxy = Kproxy::in_cluster(fake, &all);
-    let addr = wait_for(|| {
-        // In either log format.
-        proxy.stderr().lines().find_map(|line| {
-            let (_, url) = line.split_once("serving metrics on http://")?;
-            url.split_once("/metrics").map(|(addr, _)| addr.to_string())
-        })
-    });
+    let addr = metrics_address(&proxy);
     (proxy, addr)
-}
-
-fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = found() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// One scrape's body; the answer must be a 200 in the exposition format.
-fn scrape(addr: &str) -> String {
-    let answer = raw(addr, b"GET /metrics HTTP/1.1\r\nHost: pod-ip\r\n\r\n");
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
-        "{head}"
-    );
-    body.to_string()
-}
-
-/// `series -> value`, for each sample line (`name{labels} value`).
-fn samples(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (series, value) = l.rsplit_once(' ').unwrap();
-            (series.to_string(), value.parse().unwrap())
-        })
-        .collect()
-}
-
-fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
-    *samples
-        .get(series)
-        .unwrap_or_else(|| panic!("no {series} in {samples:?}"))
 }
 
 fn have(cmd: &str) -> bool {

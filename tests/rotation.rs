@@ -157,7 +157,8 @@ fn a_ca_rotation_with_an_overlap_is_followed_without_a_failed_request() {
     let fake = FakeApiServer::start();
     let old_ca = std::fs::read_to_string(fake.ca_path()).unwrap();
     kubelet_write(&fake.sa_dir, "ca.crt", &old_ca);
-    let proxy = Kproxy::in_cluster(&fake, &["-v", "2"]);
+    let proxy = Kproxy::in_cluster(&fake, &["-v", "2", "--metrics-address", "127.0.0.1:0"]);
+    let metrics = metrics_address(&proxy);
     assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
     assert_eq!(fake.handshakes(), 1);
 
@@ -195,6 +196,17 @@ fn a_ca_rotation_with_an_overlap_is_followed_without_a_failed_request() {
         1,
         "{}",
         proxy.stderr()
+    );
+    // Counted: two bundles loaded, the broken one refused (each time it was looked at).
+    let counted = samples(&scrape(&metrics));
+    assert_eq!(value(&counted, "kproxy_ca_reloads_total"), 2.0);
+    assert!(value(&counted, "kproxy_ca_reload_failures_total") >= 1.0);
+    assert_eq!(
+        value(
+            &counted,
+            r#"kproxy_tls_handshake_failures_total{kind="certificate"}"#
+        ),
+        0.0
     );
 }
 

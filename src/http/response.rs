@@ -130,13 +130,7 @@ pub struct LocalResponse {
 impl LocalResponse {
     /// Plain text, as Go's `http.Error` writes it (kubectl's 403 `Forbidden`).
     pub fn text(code: u16, text: &str) -> LocalResponse {
-        LocalResponse {
-            code,
-            content_type: "text/plain; charset=utf-8",
-            body: format!("{text}\n"),
-            extra: "X-Content-Type-Options: nosniff\r\n".into(),
-            reason: None,
-        }
+        LocalResponse::new(code, "text/plain; charset=utf-8", format!("{text}\n"))
     }
 
     /// No body at all (`OPTIONS *`).
@@ -152,11 +146,16 @@ impl LocalResponse {
 
     /// A JSON body (a `Status`: see [`Reason::answer`]).
     pub fn json(code: u16, body: String) -> LocalResponse {
+        LocalResponse::new(code, "application/json", body)
+    }
+
+    /// A body of any type (the metrics listener's exposition text).
+    pub fn new(code: u16, content_type: &'static str, body: String) -> LocalResponse {
         LocalResponse {
             code,
-            content_type: "application/json",
+            content_type,
             body,
-            extra: String::new(),
+            extra: "X-Content-Type-Options: nosniff\r\n".into(),
             reason: None,
         }
     }

@@ -150,12 +150,7 @@ fn serve(stream: Stream, head_timeout: Duration) {
 /// The answer to a well-formed request.
 fn answer(method: &str, path: &str) -> LocalResponse {
     match (method, path) {
-        ("GET", "/metrics") => {
-            let mut ok = LocalResponse::text(200, "");
-            ok.content_type = CONTENT_TYPE;
-            ok.body = render();
-            ok
-        }
+        ("GET", "/metrics") => LocalResponse::new(200, CONTENT_TYPE, render()),
         (_, "/metrics") => {
             let mut refused = LocalResponse::text(405, "Method Not Allowed");
             refused.extra.push_str("Allow: GET\r\n");

@@ -387,6 +387,59 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .map(|(_, v)| v.as_str())
 }
 
+/// The `--metrics-address` kproxy bound, from its `serving metrics on` line
+/// (logged at `-v 1`, in either log format).
+pub fn metrics_address(proxy: &Kproxy) -> String {
+    wait_for(|| {
+        proxy.stderr().lines().find_map(|line| {
+            let (_, url) = line.split_once("serving metrics on http://")?;
+            url.split_once("/metrics").map(|(addr, _)| addr.to_string())
+        })
+    })
+}
+
+/// Polls `found` until it gives a value, for up to [`PATIENCE`].
+pub fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One scrape's body; the answer must be a 200 in the exposition format.
+pub fn scrape(addr: &str) -> String {
+    let answer = raw(addr, b"GET /metrics HTTP/1.1\r\nHost: pod-ip\r\n\r\n");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    body.to_string()
+}
+
+/// `series -> value`, for each sample line (`name{labels} value`).
+pub fn samples(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            (series.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+/// One series' value in a scrape.
+pub fn value(samples: &std::collections::HashMap<String, f64>, series: &str) -> f64 {
+    *samples
+        .get(series)
+        .unwrap_or_else(|| panic!("no {series} in {samples:?}"))
+}
+
 /// Checks that `body` is kproxy's own refusal: a Kubernetes `Status` with
 /// this `code`, whose one cause is `reason` and whose message ends with it.
 /// Returns the message.
