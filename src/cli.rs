@@ -32,7 +32,7 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Connections served at once; past it a client gets a fast 503. With 256
 /// hostile clients each making kproxy hold the costliest state it can, the
-/// static build peaks at 24.8 MiB (tests/memory.rs), under the manifests' 40Mi.
+/// static build peaks at 25.6 MiB (tests/memory.rs), under the manifests' 40Mi.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Connections to the API server for ordinary requests (streams have their
 /// own). Chosen by scripts/bench.sh; see README "Measured".
