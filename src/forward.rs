@@ -339,12 +339,7 @@ impl Proxy {
                 write_switching_head(&mut client.writer, &response).map_err(HeadError::Io)
             });
         let sent = switched.is_ok() && client.writer.flush().is_ok();
-        let answer = Answer {
-            reason: None,
-            code: 101,
-            bytes: 0,
-            next: Next::Close,
-        };
+        let answer = Answer::new(101, 0, Next::Close);
         if !sent {
             return answer;
         }
@@ -507,15 +502,7 @@ impl Proxy {
         drop(response);
         located.consume(&mut conn.transport);
         if head_written.is_err() {
-            return (
-                Answer {
-                    reason: None,
-                    code,
-                    bytes: 0,
-                    next: Next::Close,
-                },
-                false,
-            );
+            return (Answer::new(code, 0, Next::Close), false);
         }
         // While the API server is quiet (a watch between events), reads wake now
         // and then to look at the client: if it has gone, stop and free the connection.
@@ -533,12 +520,7 @@ impl Proxy {
         match copied {
             Ok(bytes) => {
                 let reusable = kind != BodyKind::UntilClose && reusable;
-                let answer = Answer {
-                    code,
-                    bytes,
-                    next,
-                    reason: None,
-                };
+                let answer = Answer::new(code, bytes, next);
                 (answer, reusable)
             }
             Err(CopyError::Read(e)) => {
@@ -547,25 +529,9 @@ impl Proxy {
                     0,
                     "error while proxying request: response body from the API server failed: {e}"
                 );
-                (
-                    Answer {
-                        reason: None,
-                        code,
-                        bytes: 0,
-                        next: Next::Close,
-                    },
-                    false,
-                )
+                (Answer::new(code, 0, Next::Close), false)
             }
-            Err(CopyError::Write(_)) => (
-                Answer {
-                    reason: None,
-                    code,
-                    bytes: 0,
-                    next: Next::Close,
-                },
-                false,
-            ),
+            Err(CopyError::Write(_)) => (Answer::new(code, 0, Next::Close), false),
         }
     }
 }
@@ -639,7 +605,7 @@ fn stall_limit(limit: Duration) -> impl FnMut(Duration) -> Result<(), CopyError>
 fn bad_body(client: &mut Client, e: io::Error) -> Answer {
     let response = match e.kind() {
         io::ErrorKind::TimedOut => Reason::RequestTimeout
-            .answer("the request body stopped coming for the --header-timeout"),
+            .answer("the request body stopped for longer than --header-timeout"),
         io::ErrorKind::InvalidData => Reason::BadRequest.answer(&format!("bad request body: {e}")),
         _ => return Answer::nobody_left(),
     };

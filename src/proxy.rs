@@ -134,14 +134,19 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// What was sent, with no refusal behind it.
+    pub fn new(code: u16, bytes: u64, next: Next) -> Answer {
+        Answer {
+            code,
+            bytes,
+            next,
+            reason: None,
+        }
+    }
+
     /// The client went away mid-request: nothing was or can be answered.
     pub fn nobody_left() -> Answer {
-        Answer {
-            reason: None,
-            code: 0,
-            bytes: 0,
-            next: Next::Close,
-        }
+        Answer::new(0, 0, Next::Close)
     }
 }
 
@@ -358,18 +363,8 @@ impl Proxy {
                 let head_only = method == "HEAD";
                 let keep = next == Next::KeepAlive;
                 match www::send(writer, file, len, content_type, head_only, keep) {
-                    Ok(bytes) => Answer {
-                        reason: None,
-                        code: 200,
-                        bytes,
-                        next,
-                    },
-                    Err(_) => Answer {
-                        reason: None,
-                        code: 200,
-                        bytes: 0,
-                        next: Next::Close,
-                    },
+                    Ok(bytes) => Answer::new(200, bytes, next),
+                    Err(_) => Answer::new(200, 0, Next::Close),
                 }
             }
             Found::AddSlash => {

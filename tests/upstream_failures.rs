@@ -91,10 +91,31 @@ fn a_tls_handshake_that_never_finishes_is_a_504_after_10s() {
         }
     });
     let fake = FakeApiServer::start();
-    let proxy = Kproxy::in_cluster_at(&fake, port, &[]);
+    let proxy = Kproxy::in_cluster_at(
+        &fake,
+        port,
+        &["--metrics-address", "127.0.0.1:0", "-v", "1"],
+    );
+    let metrics = metrics_address(&proxy);
     let started = std::time::Instant::now();
     let (_, body, _) = curl(&[&proxy.url("/api")]);
     assert_status_json(&body, 504, "TLS handshake");
+    assert_refusal(body.as_bytes(), 504, "upstream_timeout");
+    let counted = samples(&scrape(&metrics));
+    assert_eq!(
+        value(
+            &counted,
+            r#"kproxy_refusals_total{reason="upstream_timeout"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &counted,
+            r#"kproxy_tls_handshake_failures_total{kind="timeout"}"#
+        ),
+        1.0
+    );
     assert!(
         started.elapsed() >= Duration::from_secs(9),
         "gave up too early"
