@@ -411,8 +411,11 @@ impl Proxy {
             }
             let mut body = BodyReader::resume(&mut client.reader, *rest);
             let mut on_idle = stall_limit(self.timeouts.header);
-            match body::copy(&mut body, &mut out, encoding, &mut on_idle) {
-                Ok(copied) => client.trace.bytes_in = prefix.len() as u64 + copied,
+            let mut sent = prefix.len() as u64;
+            let copied = body::copy(&mut body, &mut out, encoding, &mut sent, &mut on_idle);
+            client.trace.bytes_in = sent;
+            match copied {
+                Ok(()) => {}
                 Err(CopyError::Read(e)) => return Err(Attempt::BadBody(e)),
                 Err(CopyError::Write(e)) => return Err(Attempt::Failed(ProxyError::Upstream(e))),
             }
@@ -508,20 +511,26 @@ impl Proxy {
         // and then to look at the client: if it has gone, stop and free the connection.
         let mut body = BodyReader::new(&mut conn.transport, kind);
         let client_side = client.reader.get_ref();
-        let copied = body::copy(&mut body, &mut client.writer, encoding, &mut |_| {
-            if let Some(place) = place.as_deref_mut() {
-                place.detach();
-            }
-            match client_side.is_gone() {
-                true => Err(CopyError::Write(io::ErrorKind::BrokenPipe.into())),
-                false => Ok(()),
-            }
-        });
+        let mut sent = 0;
+        let copied = body::copy(
+            &mut body,
+            &mut client.writer,
+            encoding,
+            &mut sent,
+            &mut |_| {
+                if let Some(place) = place.as_deref_mut() {
+                    place.detach();
+                }
+                match client_side.is_gone() {
+                    true => Err(CopyError::Write(io::ErrorKind::BrokenPipe.into())),
+                    false => Ok(()),
+                }
+            },
+        );
         match copied {
-            Ok(bytes) => {
+            Ok(()) => {
                 let reusable = kind != BodyKind::UntilClose && reusable;
-                let answer = Answer::new(code, bytes, next);
-                (answer, reusable)
+                (Answer::new(code, sent, next), reusable)
             }
             Err(CopyError::Read(e)) => {
                 // Cut mid-body: close without the final chunk, so the client sees it cut.
@@ -529,9 +538,9 @@ impl Proxy {
                     0,
                     "error while proxying request: response body from the API server failed: {e}"
                 );
-                (Answer::new(code, 0, Next::Close), false)
+                (Answer::new(code, sent, Next::Close), false)
             }
-            Err(CopyError::Write(_)) => (Answer::new(code, 0, Next::Close), false),
+            Err(CopyError::Write(_)) => (Answer::new(code, sent, Next::Close), false),
         }
     }
 }

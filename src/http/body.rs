@@ -260,8 +260,9 @@ pub enum CopyError {
 }
 
 /// Streams a whole body from `body` to `out`, sending each piece as it comes
-/// so that nothing waits in a buffer while the source is quiet. Returns the body
-/// bytes sent.
+/// so that nothing waits in a buffer while the source is quiet. `sent` counts
+/// the body bytes handed on, also when the copy fails (a watch its client left
+/// still sent what it sent).
 ///
 /// If the source has a read timeout, each timeout asks `on_idle` whether to go
 /// on waiting: that is how a client that left a quiet watch is noticed, and how
@@ -270,9 +271,9 @@ pub fn copy<R: BufRead, W: Write>(
     body: &mut BodyReader<'_, R>,
     out: &mut Sink<W>,
     encoding: Encoding,
+    sent: &mut u64,
     on_idle: OnIdle<'_>,
-) -> Result<u64, CopyError> {
-    let mut total = 0;
+) -> Result<(), CopyError> {
     loop {
         let data = body.fill_waiting(on_idle)?;
         if data.is_empty() {
@@ -281,10 +282,9 @@ pub fn copy<R: BufRead, W: Write>(
         let len = data.len();
         write_piece(out, data, encoding).map_err(CopyError::Write)?;
         body.consume(len);
-        total += len as u64;
+        *sent += len as u64;
     }
-    finish(out, encoding).map_err(CopyError::Write)?;
-    Ok(total)
+    finish(out, encoding).map_err(CopyError::Write)
 }
 
 /// A read that ended because the socket's read timeout passed.
@@ -342,14 +342,17 @@ mod tests {
 
         let mut out = Sink::new(Vec::new());
         let mut reader = io::BufReader::new(&b"3\r\nabc\r\n0\r\n\r\n"[..]);
+        let mut sent = 0;
         copy(
             &mut BodyReader::new(&mut reader, BodyKind::Chunked),
             &mut out,
             Encoding::Chunked,
+            &mut sent,
             &mut |_| Ok(()),
         )
         .unwrap();
         assert_eq!(out.get_ref(), b"3\r\nabc\r\n0\r\n\r\n");
+        assert_eq!(sent, 3);
     }
 
     #[test]
