@@ -109,7 +109,7 @@ fn backlog() -> i32 {
 /// When /proc does not say.
 const DEFAULT_BACKLOG: i32 = 4096;
 
-fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     // As the standard library does: a restarted kproxy can bind at once.
     socket.set_reuse_address(true)?;

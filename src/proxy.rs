@@ -30,7 +30,7 @@ use crate::http::request::{RequestHead, MAX_HEAD};
 use crate::http::response::LocalResponse;
 use crate::http::sink::Sink;
 use crate::http::{HeadClock, HeadError, HeadPolicy, Located, Version};
-use crate::metrics::{self, METRICS};
+use crate::metrics::{Method, METRICS};
 use crate::refusal::Reason;
 use crate::rewrite::{Adds, Next, UpstreamHead};
 use crate::route::{Route, Router};
@@ -192,7 +192,7 @@ impl Proxy {
                     crate::log!(2, "refused a request from {}: {e}", peer_name(client.peer));
                     let refusal = ProxyError::BadRequest(e).response();
                     let _ = refusal.write_to(&mut client.writer, false);
-                    METRICS.request("other", refusal.code);
+                    METRICS.request(Method::OTHER, refusal.code);
                     METRICS.refused(refusal.reason.unwrap_or(Reason::BadRequest));
                     return linger(client);
                 }
@@ -207,11 +207,11 @@ impl Proxy {
                 Ok(head) => {
                     let logged = crate::log::enabled(4).then(|| Logged::of(&head));
                     let step = self.prepare(&head, &mut client.writer, client.peer);
-                    (step, metrics::method_name(head.method), logged)
+                    (step, Method::of(head.method), logged)
                 }
                 Err(e) => (
                     Step::Answered(refuse_head(&mut client.writer, e)),
-                    "other",
+                    Method::OTHER,
                     None,
                 ),
             };

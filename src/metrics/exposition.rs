@@ -1,7 +1,8 @@
 //! The Prometheus text exposition format (version 0.0.4), written by hand.
 //! The official crate, prometheus-client 0.22.3, added 65,632 bytes to a small
 //! static program that encodes one labelled counter and one histogram (x86_64
-//! musl, this profile; 385,592 -> 451,224), more than all of issue 13 costs
+//! musl, this profile; 385,592 -> 451,224, scripts/measure-metrics-crate.sh),
+//! more than all of issue 13 costs
 //! kproxy (36,896), and its labelled families take a lock on each lookup,
 //! which the request path must not.
 //!
@@ -42,34 +43,41 @@ fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
     let _ = writeln!(out, "{name} {value}");
 }
 
+/// A counter family with one label, one sample per value of it.
+fn by_label<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    family(out, name, "counter", help);
+    for (value, count) in samples {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
+    }
+}
+
 /// Everything, as one scrape's body.
 pub fn render() -> String {
     let mut out = String::with_capacity(12 * 1024);
     let m: &Metrics = &METRICS;
     requests(&mut out, m);
-    family(
+    by_label(
         &mut out,
         "kproxy_refusals_total",
-        "counter",
         "Requests (and connections) kproxy answered itself, by rule; see README \"Why did my request fail?\".",
+        "reason",
+        Reason::ALL.map(|r| (r.label(), m.refusals[r as usize].get())),
     );
-    for reason in Reason::ALL {
-        let value = m.refusals[reason as usize].get();
-        let _ = writeln!(
-            out,
-            "kproxy_refusals_total{{reason=\"{}\"}} {value}",
-            reason.label()
-        );
-    }
     upstream_histogram(&mut out, m);
-    for (name, kind, help, value) in [
-        ("kproxy_client_connections_open", "gauge", "Client connections open now.", m.client_connections.get()),
-        ("kproxy_upstream_connections_open", "gauge", "Connections to the API server open now (pooled, idle and streaming; tunnels are kproxy_tunnels_open).", m.upstream_connections.get()),
-        ("kproxy_upstream_connections_idle", "gauge", "Pooled connections to the API server waiting for a request.", m.upstream_idle.get()),
-        ("kproxy_tunnels_open", "gauge", "Upgraded connections (exec, attach, port-forward) open now.", m.tunnels.get()),
-        ("kproxy_streams_open", "gauge", "Watches and followed logs being streamed now.", m.streams.get()),
+    for (name, help, value) in [
+        ("kproxy_client_connections_open", "Client connections open now.", m.client_connections.get()),
+        ("kproxy_upstream_connections_open", "Connections to the API server open now (pooled, idle and streaming; tunnels are kproxy_tunnels_open).", m.upstream_connections.get()),
+        ("kproxy_upstream_connections_idle", "Pooled connections to the API server waiting for a request.", m.upstream_idle.get()),
+        ("kproxy_tunnels_open", "Upgraded connections (exec, attach, port-forward) open now.", m.tunnels.get()),
+        ("kproxy_streams_open", "Watches and followed logs being streamed now.", m.streams.get()),
     ] {
-        single(&mut out, name, kind, help, value);
+        single(&mut out, name, "gauge", help, value);
     }
     for (name, help, value) in [
         (
@@ -125,35 +133,22 @@ pub fn render() -> String {
     ] {
         single(&mut out, name, "counter", help, value.get());
     }
-    family(
+    by_label(
         &mut out,
         "kproxy_tls_handshake_failures_total",
-        "counter",
         "TLS handshakes with the API server that failed, by kind.",
+        "kind",
+        HandshakeFailure::ALL.map(|k| (k.label(), m.tls_failures[k as usize].get())),
     );
-    for kind in HandshakeFailure::ALL {
-        let value = m.tls_failures[kind as usize].get();
-        let _ = writeln!(
-            out,
-            "kproxy_tls_handshake_failures_total{{kind=\"{}\"}} {value}",
-            kind.label()
-        );
-    }
-    family(
+    by_label(
         &mut out,
         "kproxy_bytes_total",
-        "counter",
         "Body and tunnel bytes passed through, by direction.",
-    );
-    let _ = writeln!(
-        out,
-        "kproxy_bytes_total{{direction=\"to_server\"}} {}",
-        m.bytes_to_server.get()
-    );
-    let _ = writeln!(
-        out,
-        "kproxy_bytes_total{{direction=\"to_client\"}} {}",
-        m.bytes_to_clients.get()
+        "direction",
+        [
+            ("to_server", m.bytes_to_server.get()),
+            ("to_client", m.bytes_to_clients.get()),
+        ],
     );
     process(&mut out);
     out

@@ -3,8 +3,8 @@
 //!
 //! It is meant to listen on the Pod's IP, where anything in the cluster network
 //! can reach it, so it is hardened as the proxy port is and more: heads up to
-//! 8 KiB, the proxy's `--header-timeout` for the whole head (and for the first
-//! byte), one request per connection, at most [`MAX_SCRAPERS`] connections at
+//! 8 KiB, the proxy's `--header-timeout` from connecting to the head's end,
+//! one request per connection, at most [`MAX_SCRAPERS`] connections at
 //! once (more get a fast 503). Its answer holds counters only (see [`super`]).
 
 use std::io::{self, BufReader};
@@ -14,9 +14,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::exposition::{render, CONTENT_TYPE};
+use crate::error::ProxyError;
 use crate::http::request::RequestHead;
 use crate::http::response::LocalResponse;
-use crate::http::{HeadClock, HeadError, HeadPolicy, Located};
+use crate::http::{HeadError, HeadPolicy, Located};
 use crate::stream::Stream;
 
 /// Scrapes served at once. Prometheus makes one at a time per target; a few
@@ -30,7 +31,7 @@ const THREAD_STACK: usize = 64 * 1024;
 /// Binds `addr` and serves scrapes on a thread of its own; returns the address
 /// bound (the real port when 0 was asked).
 pub fn start(addr: SocketAddr, head_timeout: Duration) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)?;
+    let listener = crate::listen::bind_tcp(addr)?;
     let bound = listener.local_addr()?;
     thread::Builder::new()
         .name("metrics".into())
@@ -89,12 +90,17 @@ fn accept_loop(listener: &TcpListener, head_timeout: Duration) {
     }
 }
 
-/// The head's size limit and clock.
-struct Limits(HeadClock);
+/// The whole head, size and time, counted from the connection's start: a
+/// scraper has no reason to wait before it asks.
+struct Limits {
+    deadline: Instant,
+}
 
 impl HeadPolicy for Limits {
     fn admit(&mut self, len: usize) -> Result<(), HeadError> {
-        self.0.check()?;
+        if Instant::now() >= self.deadline {
+            return Err(HeadError::TimedOut);
+        }
         match len > MAX_HEAD {
             true => Err(HeadError::TooLarge),
             false => Ok(()),
@@ -105,22 +111,18 @@ impl HeadPolicy for Limits {
 fn serve(stream: Stream, head_timeout: Duration) {
     stream.set_read_wake();
     stream.set_write_timeout(Some(head_timeout));
-    let Ok(write_half) = stream.try_clone() else {
+    let Ok(mut writer) = stream.try_clone() else {
         return;
     };
-    let mut writer = write_half;
     let mut reader = BufReader::with_capacity(MAX_HEAD, stream);
     let mut buf = Vec::new();
-    let mut limits = Limits(HeadClock::new(head_timeout));
-    let waiting = Instant::now();
+    let mut limits = Limits {
+        deadline: Instant::now() + head_timeout,
+    };
     let located = loop {
         match RequestHead::next(&mut reader, &mut buf, &mut limits) {
             Err(HeadError::Io(e)) if crate::http::body::is_timeout(&e) => {
-                let begun = !buf.is_empty() || !reader.buffer().is_empty();
-                if begun && limits.0.check().is_err() {
-                    break Err(HeadError::TimedOut);
-                }
-                if waiting.elapsed() >= head_timeout {
+                if Instant::now() >= limits.deadline {
                     break Err(HeadError::TimedOut);
                 }
             }
@@ -135,11 +137,11 @@ fn serve(stream: Stream, head_timeout: Duration) {
             };
             match RequestHead::parse(head) {
                 Ok(head) => answer(head.method, head.path()),
-                Err(e) => refusal(&e),
+                Err(e) => ProxyError::BadRequest(e).response(),
             }
         }
         Ok(None) | Err(HeadError::Io(_) | HeadError::Truncated) => return,
-        Err(e) => refusal(&e),
+        Err(e) => ProxyError::BadRequest(e).response(),
     };
     let _ = response.write_to(&mut writer, false);
     // Close without a reset that could overtake the answer: read what is left first.
@@ -158,15 +160,4 @@ fn answer(method: &str, path: &str) -> LocalResponse {
         }
         _ => LocalResponse::text(404, "404 page not found"),
     }
-}
-
-/// A head that is too large, too slow or not HTTP.
-fn refusal(e: &HeadError) -> LocalResponse {
-    let code = match e {
-        HeadError::LineTooLong => 414,
-        HeadError::TooLarge => 431,
-        HeadError::TimedOut => 408,
-        _ => 400,
-    };
-    LocalResponse::text(code, &e.to_string())
 }

@@ -86,13 +86,21 @@ pub const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
 ];
 
-/// The method's name as counted: itself if it is one of [`METHODS`], else `other`.
-pub fn method_name(method: &str) -> &'static str {
-    METHODS[method_index(method)]
-}
+/// A request's method as counted: its place in [`METHODS`], found once per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Method(usize);
 
-fn method_index(method: &str) -> usize {
-    METHODS[..7].iter().position(|m| *m == method).unwrap_or(7)
+impl Method {
+    /// Any method not named in [`METHODS`], and requests whose head could not be read.
+    pub const OTHER: Method = Method(METHODS.len() - 1);
+
+    pub fn of(method: &str) -> Method {
+        let named = &METHODS[..METHODS.len() - 1];
+        named
+            .iter()
+            .position(|m| *m == method)
+            .map_or(Method::OTHER, Method)
+    }
 }
 
 /// Upper bounds of the upstream duration histogram, in microseconds and as
@@ -227,9 +235,9 @@ pub static METRICS: Metrics = Metrics {
 
 impl Metrics {
     /// A request answered with `code` (by the API server or by kproxy).
-    pub fn request(&self, method: &str, code: u16) {
+    pub fn request(&self, method: Method, code: u16) {
         if let 100..=599 = code {
-            self.requests[method_index(method)][usize::from(code / 100 - 1)].inc();
+            self.requests[method.0][usize::from(code / 100 - 1)].inc();
         }
     }
 
@@ -254,9 +262,10 @@ mod tests {
         for (i, kind) in HandshakeFailure::ALL.iter().enumerate() {
             assert_eq!(*kind as usize, i);
         }
-        assert_eq!(method_index("PATCH"), 4);
-        assert_eq!(method_index("other"), 7);
-        assert_eq!(method_index("PROPFIND"), 7);
+        assert_eq!(Method::of("PATCH"), Method(4));
+        assert_eq!(Method::of("other"), Method::OTHER);
+        assert_eq!(Method::of("PROPFIND"), Method::OTHER);
+        assert_eq!(METHODS[Method::OTHER.0], "other");
     }
 
     #[test]
