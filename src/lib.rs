@@ -63,8 +63,9 @@ use upstream::Upstream;
 pub const LARGE_REQUEST_BUDGET: usize = 4 << 20;
 
 /// Binds the listener and serves until `on_listening`'s shutdown is triggered.
-/// `on_listening` receives the listener (to wake it) once the
-/// `Starting to serve on` line is printed.
+/// `on_listening` receives the listener (to wake it) just before the
+/// `Starting to serve on` line is printed, so that what it sets up (the signal
+/// handlers) is in place when a script reads that line.
 pub fn run(
     config: Config,
     shutdown: Arc<Shutdown>,
@@ -93,11 +94,13 @@ pub fn run(
         timeouts: config.timeouts,
         budget: budget::Budget::new(LARGE_REQUEST_BUDGET),
     });
+    // Signal handlers first: a script that sends SIGTERM as soon as it reads the
+    // start line must get a graceful exit, not the default action's.
+    on_listening(listener.clone());
     let mut stdout = std::io::stdout();
     // kubectl's exact line: scripts wait for it to know the port is open.
     writeln!(stdout, "Starting to serve on {}", listener.describe())?;
     stdout.flush()?;
-    on_listening(listener.clone());
 
     listen::accept_loop(&listener, &proxy, &shutdown, config.max_connections);
     // Close the listening socket now, so new clients are refused during the drain
