@@ -33,10 +33,10 @@ use crate::http::{HeadClock, HeadError, HeadPolicy, Located, Version};
 use crate::metrics::{Method, METRICS};
 use crate::refusal::Reason;
 use crate::rewrite::{Adds, Next, UpstreamHead};
-use crate::route::{Route, Router};
+use crate::route::{self, Route, Router};
 use crate::stream::{self, Stream};
 use crate::upstream::Upstream;
-use crate::www::{self, Found};
+use crate::www::{self, Found, StaticFiles};
 
 /// The client's read buffer: it holds a typical request head whole (a head
 /// that fits is parsed where it lies, without a copy).
@@ -300,8 +300,8 @@ impl Proxy {
                 let ok = LocalResponse::empty(200);
                 return Step::Answered(local(writer, &ok, after_refusal));
             }
-            Ok(Route::Static(path)) => {
-                return Step::Answered(self.static_file(writer, &path, head.method, after_refusal))
+            Ok(Route::Static(www, path)) => {
+                return Step::Answered(static_file(writer, www, head, &path, after_refusal))
             }
             Err(response) => return Step::Answered(local(writer, &response, after_refusal)),
         };
@@ -341,39 +341,6 @@ impl Proxy {
             upgrade: upgrade.is_some(),
             long_lived: is_stream(target),
         })
-    }
-
-    /// A `--www` file, streamed.
-    fn static_file(
-        &self,
-        writer: &mut Sink<Stream>,
-        path: &str,
-        method: &str,
-        next: Next,
-    ) -> Answer {
-        let Some(www) = &self.router.www else {
-            return local(
-                writer,
-                &LocalResponse::text(404, "404 page not found"),
-                next,
-            );
-        };
-        match www.find(path) {
-            Found::File(file, len, content_type) => {
-                let head_only = method == "HEAD";
-                let keep = next == Next::KeepAlive;
-                match www::send(writer, file, len, content_type, head_only, keep) {
-                    Ok(bytes) => Answer::new(200, bytes, next),
-                    Err(_) => Answer::new(200, 0, Next::Close),
-                }
-            }
-            Found::AddSlash => {
-                let mut moved = LocalResponse::text(301, "Moved Permanently");
-                moved.extra.push_str(&format!("Location: {path}/\r\n"));
-                local(writer, &moved, next)
-            }
-            Found::Refused(response) => local(writer, &response, next),
-        }
     }
 
     /// The token to add: the current one, unless the client brought credentials
@@ -472,6 +439,34 @@ fn linger(client: &mut Client) {
         };
         client.reader.consume(len);
         discarded += len;
+    }
+}
+
+/// A `--www` file, streamed. `path` is the canonical, decoded form of the
+/// request's path.
+fn static_file(
+    writer: &mut Sink<Stream>,
+    www: &StaticFiles,
+    head: &RequestHead,
+    path: &str,
+    next: Next,
+) -> Answer {
+    match www.find(path) {
+        Found::File(file, len, content_type) => {
+            let head_only = head.method == "HEAD";
+            let keep = next == Next::KeepAlive;
+            match www::send(writer, file, len, content_type, head_only, keep) {
+                Ok(bytes) => Answer::new(200, bytes, next),
+                Err(_) => Answer::new(200, 0, Next::Close),
+            }
+        }
+        // The client's own escaping and query, as Go's FileServer keeps them: the
+        // decoded path could hold a `?` or `#` that would change what it names.
+        Found::AddSlash => {
+            let slashed = format!("{}/", head.path());
+            local(writer, &route::moved(&slashed, head.query()), next)
+        }
+        Found::Refused(response) => local(writer, &response, next),
     }
 }
 

@@ -27,22 +27,21 @@ pub struct Router {
     pub www: Option<StaticFiles>,
 }
 
-/// Where a request goes.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Route<'h> {
+/// Where a request goes; borrows from the request and the router.
+pub enum Route<'r> {
     /// `GET /.kproxy/alive`: answered by kproxy.
     Alive,
     /// `OPTIONS *`: answered by kproxy, as Go's server (and so kubectl) does.
     ServerOptions,
     /// To the API server, with this origin-form target (prefix removed, the
     /// client's escaping kept).
-    Forward(&'h str),
-    /// A static file (`--www`), by its canonical, decoded path.
-    Static(String),
+    Forward(&'r str),
+    /// A static file (`--www`): the files, and its canonical, decoded path.
+    Static(&'r StaticFiles, String),
 }
 
 impl Router {
-    pub fn route<'h>(&self, head: &RequestHead<'h>) -> Result<Route<'h>, LocalResponse> {
+    pub fn route<'r>(&'r self, head: &RequestHead<'r>) -> Result<Route<'r>, LocalResponse> {
         let host = request_host(head)?;
         let target = head.origin_form();
         if target == "*" {
@@ -77,7 +76,7 @@ impl Router {
                 "GET" | "HEAD" if path.as_str().len() + 1 == www.prefix.len() => {
                     Err(moved(&www.prefix, head.query()))
                 }
-                "GET" | "HEAD" => Ok(Route::Static(path.as_str().to_string())),
+                "GET" | "HEAD" => Ok(Route::Static(www, path.as_str().to_string())),
                 _ => {
                     let mut refused = LocalResponse::text(405, "Method Not Allowed");
                     refused.extra.push_str("Allow: GET, HEAD\r\n");
@@ -134,8 +133,8 @@ impl Router {
     }
 }
 
-/// kubectl's (Go's ServeMux's) redirect, keeping the query.
-fn moved(path: &str, query: Option<&str>) -> LocalResponse {
+/// kubectl's (Go's ServeMux's and FileServer's) redirect, keeping the query.
+pub fn moved(path: &str, query: Option<&str>) -> LocalResponse {
     let mut response = LocalResponse::text(301, "Moved Permanently");
     let query = query.map_or(String::new(), |q| format!("?{q}"));
     response

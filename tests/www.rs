@@ -48,6 +48,40 @@ fn fetch(proxy: &Kproxy, method: &str, path: &str) -> (u16, String, String) {
     (status, head.to_string(), body.to_string())
 }
 
+/// A directory whose name holds `?` or a space, asked for without its slash:
+/// the redirect keeps the client's escaping and query, so following it names
+/// the same directory (a decoded `?` would start a query instead).
+#[test]
+fn a_directory_redirect_keeps_the_escaping_and_the_query() {
+    let fake = FakeApiServer::start();
+    let (root, dir) = site();
+    for name in ["a?b", "two words"] {
+        std::fs::create_dir_all(root.join("site").join(name)).unwrap();
+        std::fs::write(root.join("site").join(name).join("index.html"), name).unwrap();
+    }
+    let proxy = Kproxy::in_cluster(&fake, &["--www", &dir]);
+
+    let (code, head, _) = fetch(&proxy, "GET", "/static/a%3Fb?v=1");
+    assert_eq!(code, 301);
+    assert!(
+        head.lines().any(|l| l == "Location: /static/a%3Fb/?v=1"),
+        "{head}"
+    );
+    let (code, head, _) = fetch(&proxy, "HEAD", "/static/two%20words");
+    assert_eq!(code, 301);
+    assert!(
+        head.lines().any(|l| l == "Location: /static/two%20words/"),
+        "{head}"
+    );
+    for (path, body) in [
+        ("/static/a%3Fb?v=1", "a?b"),
+        ("/static/two%20words", "two words"),
+    ] {
+        let (code, out, err) = curl(&["--location", &proxy.url(path)]);
+        assert_eq!((code, out.as_str()), (0, body), "{path}: {err}");
+    }
+}
+
 #[test]
 fn files_are_served_beside_the_api() {
     let fake = FakeApiServer::start();
