@@ -806,7 +806,11 @@ fn each_mistake_is_one_line_naming_file_entry_and_field() {
     refuses(
         &["--kubeconfig", always.to_str().unwrap()],
         &[],
-        &["interactive mode", r#"user "me""#],
+        &[
+            "interactive mode",
+            "standard input is not a terminal",
+            r#"user "me""#,
+        ],
         &[],
     );
     let no_mode = edit(

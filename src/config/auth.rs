@@ -30,10 +30,7 @@ pub fn credentials_for_http(args: &Args, base: &Base) -> Result<Credentials, Con
 
 /// The client certificate: the flags' files, else the user's (file or data).
 pub fn identity(args: &Args, user: Option<&Entry<User>>) -> Result<Option<Identity>, ConfigError> {
-    let describe = || {
-        user.map(|u| u.describe("user"))
-            .unwrap_or_else(|| "the flags".into())
-    };
+    let describe = || describe_user(user);
     let pick =
         |flag: &Option<PathBuf>, file: Option<&PathBuf>, data: Option<&[u8]>, field: &str| {
             if let Some(path) = flag {
@@ -88,11 +85,7 @@ pub fn credentials(
 ) -> Result<Credentials, ConfigError> {
     let entry = base.user;
     let user = entry.map(|e| &e.value);
-    let describe = || {
-        entry
-            .map(|u| u.describe("user"))
-            .unwrap_or_else(|| "the flags".into())
-    };
+    let describe = || describe_user(entry);
 
     let token = match (&args.token, &args.token_file) {
         (Some(_), Some(_)) => {
@@ -153,6 +146,11 @@ pub fn credentials(
         authorization,
         impersonation: impersonation(args, entry)?,
     })
+}
+
+/// Where the user's settings come from, for messages.
+fn describe_user(user: Option<&Entry<User>>) -> String {
+    user.map_or_else(|| "the flags".into(), |u| u.describe("user"))
 }
 
 /// A client certificate from the flags or the user, file or data.
@@ -234,7 +232,8 @@ pub fn exec_plugin(
         (None, exec::V1) => return Err(missing("exec.interactiveMode")),
         (Some("Always"), _) => {
             return Err(ConfigError(format!(
-                "{describe}: exec plugin cannot support interactive mode: standard input is not                  a terminal (kproxy never has one; interactiveMode: Always needs one)"
+                "{describe}: exec plugin cannot support interactive mode: standard input is not \
+                 a terminal (kproxy never has one; interactiveMode: Always needs one)"
             )))
         }
         (None | Some("Never" | "IfAvailable"), _) => {}
@@ -317,11 +316,9 @@ fn impersonation(args: &Args, user: Option<&Entry<User>>) -> Result<Option<Vec<u
     };
     if who.user.is_empty() {
         if who.uid.is_some() || !who.groups.is_empty() || !who.extra.is_empty() {
-            let describe = user
-                .map(|u| u.describe("user"))
-                .unwrap_or_else(|| "the flags".into());
             return Err(ConfigError(format!(
-                "requesting uid, groups or user-extra for {describe} without impersonating a user: add --as"
+                "requesting uid, groups or user-extra for {} without impersonating a user: add --as",
+                describe_user(user)
             )));
         }
         return Ok(None);

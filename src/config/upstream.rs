@@ -148,10 +148,12 @@ fn tls_source(
     TlsSource::new(roots, identity).map_err(|e| ConfigError(e.to_string()))
 }
 
-fn insecure_warning() -> String {
-    "--insecure-skip-tls-verify: the API server's certificate is not checked; \
-     anyone on the network path can read the token"
-        .into()
+/// `setting`: what turned verification off, and where.
+fn insecure_warning(setting: &str) -> String {
+    format!(
+        "{setting}: the API server's certificate is not checked; \
+         anyone on the network path can read the credentials"
+    )
 }
 
 /// kubectl: `--insecure-skip-tls-verify` or `--certificate-authority` replaces the
@@ -165,7 +167,7 @@ fn roots(args: &Args, base: &Base, warnings: &mut Vec<String>) -> Result<Roots, 
                     .into(),
             ));
         }
-        warnings.push(insecure_warning());
+        warnings.push(insecure_warning("--insecure-skip-tls-verify"));
         return Ok(Roots::Insecure);
     }
     if let Some(ca) = &args.certificate_authority {
@@ -183,11 +185,10 @@ fn roots(args: &Args, base: &Base, warnings: &mut Vec<String>) -> Result<Roots, 
                     entry.describe("cluster")
                 )));
             }
-            warnings.push(format!(
-                "{}: insecure-skip-tls-verify: the API server's certificate is not checked; \
-                 anyone on the network path can read the credentials",
+            warnings.push(insecure_warning(&format!(
+                "{}: insecure-skip-tls-verify",
                 entry.describe("cluster")
-            ));
+            )));
             return Ok(Roots::Insecure);
         }
         match (&cluster.certificate_authority_data, &cluster.certificate_authority) {
