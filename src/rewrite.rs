@@ -33,7 +33,8 @@ pub enum Next {
 pub struct Adds<'a> {
     /// An `Authorization` (written at send time), replacing the client's.
     pub token: bool,
-    /// Ready `Impersonate-*` header lines.
+    /// Ready `Impersonate-*` header lines, replacing every `Impersonate-*`
+    /// field of the client's.
     pub impersonation: Option<&'a [u8]>,
 }
 
@@ -50,7 +51,8 @@ pub struct UpstreamHead {
 impl UpstreamHead {
     /// The client's end-to-end headers, with the API server's Host
     /// (`authority`), X-Forwarded-For appended, the client's Authorization
-    /// dropped if kproxy adds its own, and kproxy's impersonation headers.
+    /// dropped if kproxy adds its own, and kproxy's impersonation headers
+    /// instead of any of the client's.
     pub fn new(
         head: &RequestHead,
         target: &str,
@@ -74,8 +76,13 @@ impl UpstreamHead {
         out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         out.extend_from_slice(authority.as_bytes());
         out.extend_from_slice(b"\r\n");
+        // client-go replaces the client's Impersonate-Uid but appends its groups
+        // and extras to the client's: a client could then add groups to the
+        // identity kproxy was told to use. kproxy sends that identity alone.
         let replaced = |name: &str| {
-            is_replaced(name) || (adds.token && name.eq_ignore_ascii_case("Authorization"))
+            is_replaced(name)
+                || (adds.token && name.eq_ignore_ascii_case("Authorization"))
+                || (adds.impersonation.is_some() && is_impersonation(name))
         };
         for h in head.headers.iter() {
             if head.headers.is_end_to_end(h.name) && !replaced(h.name) {
@@ -192,6 +199,12 @@ fn is_replaced(name: &str) -> bool {
     ["Host", "Content-Length", "Expect", "X-Forwarded-For"]
         .iter()
         .any(|n| n.eq_ignore_ascii_case(name))
+}
+
+fn is_impersonation(name: &str) -> bool {
+    const PREFIX: &str = "Impersonate-";
+    name.get(..PREFIX.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(PREFIX))
 }
 
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

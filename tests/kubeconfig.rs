@@ -497,6 +497,25 @@ fn impersonation_from_flags_and_kubeconfig() {
     let seen = fake.last_request();
     assert_eq!(seen.headers_named("Impersonate-User"), ["carol"]);
     assert!(seen.headers_named("Impersonate-Group").is_empty());
+
+    // A client that only adds to kproxy's identity gets kproxy's alone:
+    // client-go would append its groups and extras (and keep its extra Uid).
+    let (code, _, _) = curl(&[
+        "-s",
+        "-H",
+        "Impersonate-Group: system:masters",
+        "-H",
+        "impersonate-uid: 0",
+        "-H",
+        "Impersonate-Extra-scopes: all",
+        &proxy.url("/api"),
+    ]);
+    assert_eq!(code, 0);
+    let seen = fake.last_request();
+    assert_eq!(seen.headers_named("Impersonate-User"), ["alice"]);
+    assert_eq!(seen.headers_named("Impersonate-Group"), ["dev", "ops"]);
+    assert_eq!(seen.headers_named("Impersonate-Uid"), ["42"]);
+    assert!(seen.headers_named("Impersonate-Extra-scopes").is_empty());
 }
 
 /// An exec plugin as a small script: it counts its runs in `runs`, records
