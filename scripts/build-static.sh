@@ -27,25 +27,32 @@ fi
 target=${1:-$(uname -m)-unknown-linux-musl}
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 # ring compiles C and assembly for the target. For this machine's own architecture,
-# musl-tools provides the `musl-gcc` wrapper that cc-rs looks for. For another,
-# Debian's cross gcc compiles ring's C (which needs no libc headers) and links
-# against the musl that Rust's target ships: chosen over zig because a fresh
-# machine has it in half a minute (zig's cargo-zigbuild takes minutes to install
-# and its first build minutes more), and the builds are alike (see README).
+# musl-tools provides the `musl-gcc` wrapper that cc-rs looks for (and musl-dev its
+# headers). For another, Debian's cross gcc compiles ring's C against the cross
+# glibc headers (libc6-dev-ARCH-cross: ring's C includes <stdint.h> and <string.h>,
+# and the headers are only a Recommends of the cross gcc) and links against the
+# musl that Rust's target ships: chosen over zig because a fresh machine has it in
+# half a minute (zig's cargo-zigbuild takes minutes to install and its first
+# build minutes more), and the builds are alike (see README).
 arch=${target%%-*}
 if [ "$arch" = "$(uname -m)" ]; then
+    need_rust_build_tools
     need musl-gcc musl-tools
+    need_file "/usr/include/$arch-linux-musl/stdint.h" musl-dev
     cc=gcc # what musl-gcc wraps
 else
     case "$arch" in
-        aarch64) gnu=aarch64-linux-gnu ;;
-        armv7) gnu=arm-linux-gnueabihf ;;
-        riscv64gc) gnu=riscv64-linux-gnu ;;
-        powerpc64le) gnu=powerpc64le-linux-gnu ;;
-        x86_64) gnu=x86_64-linux-gnu ;;
+        aarch64) gnu=aarch64-linux-gnu deb=arm64 ;;
+        armv7) gnu=arm-linux-gnueabihf deb=armhf ;;
+        riscv64gc) gnu=riscv64-linux-gnu deb=riscv64 ;;
+        powerpc64le) gnu=powerpc64le-linux-gnu deb=ppc64el ;;
+        x86_64) gnu=x86_64-linux-gnu deb=amd64 ;;
         *) echo "error: no cross compiler known for $target" >&2; exit 1 ;;
     esac
+    need_rust_build_tools
     need "$gnu-gcc" "gcc-${gnu//_/-}"
+    # The header that a cross gcc without its libc headers first fails on.
+    need_file "/usr/$gnu/include/bits/libc-header-start.h" "libc6-dev-$deb-cross"
     cc=$gnu-gcc
     env_target=${target//-/_}
     export "CC_$env_target=$gnu-gcc" "AR_$env_target=$gnu-ar"
@@ -57,6 +64,7 @@ if [ -n "$print_cc" ]; then
 fi
 
 need_cargo_auditable
+need readelf binutils # the static-linking check below
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export RUSTFLAGS="--remap-path-prefix=$cargo_home=/cargo"
 cargo auditable build --release --locked --target "$target" --bin kproxy

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+need_rust_build_tools
 need curl
 
 port=${KPROXY_DEMO_PORT:-8001}

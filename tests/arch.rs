@@ -15,17 +15,9 @@ use support::*;
 const TARGET: &str = "aarch64-unknown-linux-musl";
 const QEMU: &str = "qemu-aarch64-static";
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .output()
-        .is_ok_and(|out| out.status.success())
-}
-
 #[test]
 fn the_aarch64_binary_serves_the_lab_under_qemu() {
-    if !have(QEMU) {
-        eprintln!("SKIPPED: {QEMU} is not installed (scripts/test.sh installs qemu-user-static)");
+    if !have_tool(QEMU, "qemu-user-static") {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -26,15 +26,6 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .output()
-        .unwrap()
-        .status
-        .success()
-}
-
 fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)
         .args(args)
@@ -52,10 +43,7 @@ fn image() -> Option<&'static Image> {
     static IMAGE: OnceLock<Option<Image>> = OnceLock::new();
     IMAGE
         .get_or_init(|| {
-            if !have("skopeo") {
-                eprintln!(
-                    "SKIPPED: skopeo is not installed (scripts/test.sh installs it from Debian)"
-                );
+            if !have_tool("skopeo", "skopeo") {
                 return None;
             }
             let built = run("bash", &["scripts/build-image.sh"]);
@@ -324,8 +312,7 @@ fn the_arm64_image_holds_the_aarch64_build_of_this_commit() {
         std::fs::read(&built).unwrap()
     );
     // tests/arch.rs serves the lab's calls through this binary under qemu.
-    if !have("qemu-aarch64-static") {
-        eprintln!("SKIPPED running it: qemu-aarch64-static is not installed (scripts/test.sh installs qemu-user-static)");
+    if !have_tool("qemu-aarch64-static", "qemu-user-static") {
         return;
     }
     let version = run(
@@ -439,21 +426,16 @@ fn the_sbom_lists_what_cargo_compiled_in() {
 /// Validates with the SPDX project's own tool, after checking that the tool does
 /// reject a broken document (a license in Cargo's old "MIT/Apache-2.0" spelling).
 fn validate_spdx(path: &Path) {
+    let Some(python) = spdx_python() else {
+        return;
+    };
     let spdx_tools = |file: &Path| {
-        Command::new("python3")
+        Command::new(&python)
             .args(["-m", "spdx_tools.spdx.clitools.pyspdxtools", "--infile"])
             .arg(file)
             .output()
             .unwrap()
     };
-    let importable = Command::new("python3")
-        .args(["-c", "import spdx_tools"])
-        .output()
-        .unwrap();
-    if !importable.status.success() {
-        eprintln!("SKIPPED SPDX validation: spdx-tools is not installed (scripts/test.sh installs it with pip)");
-        return;
-    }
     let checked = spdx_tools(path);
     assert!(
         checked.status.success(),
@@ -474,8 +456,7 @@ fn the_dockerfile_builds_from_the_staged_binaries_for_another_architecture() {
     if image().is_none() {
         return;
     }
-    if !have("buildah") {
-        eprintln!("SKIPPED: buildah is not installed (scripts/test.sh installs it from Debian)");
+    if !have_tool("buildah", "buildah") {
         return;
     }
     let tag = "localhost/kproxy-dockerfile:test";

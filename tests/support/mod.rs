@@ -267,6 +267,53 @@ pub fn curl(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Whether `command` is on PATH, for a test that cannot run without it.
+///
+/// Under `scripts/test.sh` (which sets `KPROXY_REQUIRE_TOOLS`) and under
+/// `CI=true`, a missing tool fails the test, naming the tool and the Debian
+/// package: there, no test may pass by skipping. Under a plain `cargo test` the
+/// test says what it skips and how to run it, and the caller returns.
+pub fn have_tool(command: &str, package: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {command}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    found || missing(command, &format!("Debian package {package}"))
+}
+
+/// Like [`have_tool`], for the SPDX project's validator, which scripts/test.sh
+/// installs from PyPI into target/tools/python. Returns the Python to run it with.
+pub fn spdx_python() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/python/bin/python");
+    let python = match venv.exists() {
+        true => venv,
+        false => PathBuf::from("python3"),
+    };
+    let importable = Command::new(&python)
+        .args(["-c", "import spdx_tools"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    match importable || missing("spdx_tools", "PyPI package spdx-tools") {
+        true => Some(python),
+        false => None,
+    }
+}
+
+/// A tool is missing: a failure where tools are required, else a skip that says so.
+fn missing(tool: &str, from: &str) -> bool {
+    let required = std::env::var_os("KPROXY_REQUIRE_TOOLS").is_some()
+        || std::env::var("CI").is_ok_and(|ci| ci == "true");
+    assert!(
+        !required,
+        "{tool} is missing ({from}): scripts/test.sh installs it; under scripts/test.sh \
+         and CI=true a test never skips"
+    );
+    eprintln!(
+        "SKIPPED: {tool} is missing ({from}); scripts/test.sh installs it and runs this test"
+    );
+    false
+}
+
 /// The lab's two calls from a Pod's main container, through `proxy`: the API's
 /// versions and the lab's own Pod.
 pub fn assert_lab_calls_work(proxy: &Kproxy) {
