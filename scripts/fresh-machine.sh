@@ -98,7 +98,25 @@ fi
 
 git clone --quiet --no-hardlinks "$PWD" "$root/work/kproxy"
 git -C "$root/work/kproxy" checkout --quiet --detach "$commit"
+# This machine's network: its resolver, and the certificates it trusts beyond
+# Debian's own (a proxy that inspects TLS, say), where update-ca-certificates
+# adds them once the scripts install ca-certificates.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+mkdir -p "$root/usr/local/share/ca-certificates"
+python3 - /etc/ssl/certs/ca-certificates.crt "$root/usr/local/share/ca-certificates" <<'PY'
+import glob, re, sys
+def pem(text):
+    return [c.strip() for c in re.findall(
+        r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.S)]
+debian = {c for f in glob.glob("/usr/share/ca-certificates/**/*.crt", recursive=True)
+          for c in pem(open(f).read())}
+try:
+    local = [c for c in pem(open(sys.argv[1]).read()) if c not in debian]
+except FileNotFoundError:
+    local = []
+for i, cert in enumerate(local):
+    open(f"{sys.argv[2]}/this-machine-{i}.crt", "w").write(cert + "\n")
+PY
 
 # Each command timed; the first failure stops the run.
 script='cd /work/kproxy
@@ -115,7 +133,8 @@ env_vars=(
     PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     RUSTUP_HOME=/opt/rustup RUSTUP_TOOLCHAIN="$toolchain"
 )
-for passed in RUSTUP_DIST_SERVER RUSTUP_UPDATE_ROOT CI; do
+for passed in RUSTUP_DIST_SERVER RUSTUP_UPDATE_ROOT CI SSL_CERT_FILE SSL_CERT_DIR \
+    CURL_CA_BUNDLE GIT_SSL_CAINFO PIP_CERT REQUESTS_CA_BUNDLE; do
     if [ -n "${!passed:-}" ]; then env_vars+=("$passed=${!passed}"); fi
 done
 # A mount and PID namespace of its own: the mounts and any process left behind
