@@ -98,10 +98,11 @@ fi
 
 git clone --quiet --no-hardlinks "$PWD" "$root/work/kproxy"
 git -C "$root/work/kproxy" checkout --quiet --detach "$commit"
-# This machine's network: its resolver, and the certificates it trusts beyond
+# This machine's network: its resolver and hosts file (a Debian installer
+# writes /etc/hosts; no package does), and the certificates it trusts beyond
 # Debian's own (a proxy that inspects TLS, say), where update-ca-certificates
 # adds them once the scripts install ca-certificates.
-cp /etc/resolv.conf "$root/etc/resolv.conf"
+cp /etc/resolv.conf /etc/hosts "$root/etc/"
 mkdir -p "$root/usr/local/share/ca-certificates"
 python3 - /etc/ssl/certs/ca-certificates.crt "$root/usr/local/share/ca-certificates" <<'PY'
 import glob, re, sys
