@@ -144,6 +144,8 @@ unshare --mount --propagation private --pid --fork bash -c '
     set -e
     root=$1
     shift
+    # The root a mount point of its own, as / is on a machine (buildah remounts it).
+    mount --bind "$root" "$root"
     mount --rbind /dev "$root/dev"
     mount -t proc proc "$root/proc"
     mount --rbind /sys "$root/sys"
