@@ -36,6 +36,7 @@ commands=("$@")
 [ ${#commands[@]} -gt 0 ] || commands=("bash scripts/demo.sh" "bash scripts/test.sh")
 
 need mmdebstrap
+need python3
 commit=$(git rev-parse HEAD)
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     echo "note: this runs commit $commit; uncommitted changes are not part of it" >&2
@@ -62,25 +63,33 @@ sources=/etc/apt/sources.list.d/debian.sources
 mmdebstrap --quiet --variant=minbase "$suite" "$root" "$sources"
 echo "Debian $suite root (minbase) in $root: $(($(date +%s) - started)) s" >&2
 
-# The Rust toolchain, hard-linked (same disk) rather than copied, without the
-# targets rustup added here later: a new machine has only its host's.
+# The Rust toolchain, copied (rustup rewrites some of its files in place, so
+# never hard-linked), without the targets rustup added here later: a new
+# machine has only its host's.
 rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
 toolchain=$(rustup show active-toolchain | cut -d' ' -f1)
 host=$(rustc -vV | sed -n 's/^host: //p')
-from=$rustup_home/toolchains/$toolchain
 to=$root/opt/rustup/toolchains/$toolchain
 mkdir -p "$root/opt/rustup/toolchains" "$root/root/.cargo/bin"
-cp -al "$from" "$to"
-for dir in "$to"/lib/rustlib/*/; do
-    target=$(basename "$dir")
-    [ -d "$dir/lib" ] && [ "$target" != "$host" ] || continue
-    rm -rf "$dir" "$to/lib/rustlib/manifest-rust-std-$target"
-done
-# A file rustup rewrites: a copy of its own, not a link to this machine's.
-grep -v '^rust-std-' "$from/lib/rustlib/components" >"$to/lib/rustlib/components.new" || true
-echo "rust-std-$host" >>"$to/lib/rustlib/components.new"
-rm "$to/lib/rustlib/components"
-mv "$to/lib/rustlib/components.new" "$to/lib/rustlib/components"
+cp -a "$(readlink -f "$rustup_home/toolchains/$toolchain")" "$to"
+python3 - "$to/lib/rustlib" "$host" <<'PY'
+import os, re, shutil, sys
+rustlib, host = sys.argv[1], sys.argv[2]
+for name in os.listdir(rustlib):
+    path = os.path.join(rustlib, name)
+    if os.path.isdir(os.path.join(path, "lib")) and name != host:
+        shutil.rmtree(path)
+        os.remove(os.path.join(rustlib, f"manifest-rust-std-{name}"))
+components = os.path.join(rustlib, "components")
+lines = [l for l in open(components).read().split("\n")
+         if not (l.startswith("rust-std-") and l != f"rust-std-{host}")]
+open(components, "w").write("\n".join(lines))
+config = os.path.join(rustlib, "multirust-config.toml")
+blocks = open(config).read().split("\n[[components]]\n")
+keep = [b for b in blocks[1:]
+        if not ('pkg = "rust-std"' in b and f'target = "{host}"' not in b)]
+open(config, "w").write(blocks[0] + "".join("\n[[components]]\n" + b for b in keep))
+PY
 printf 'version = "12"\ndefault_toolchain = "%s"\nprofile = "default"\n' "$toolchain" \
     >"$root/opt/rustup/settings.toml"
 cp "$(command -v rustup)" "$root/root/.cargo/bin/rustup"
@@ -92,7 +101,7 @@ if [ -n "$host_kubectl" ] && command -v kubectl >/dev/null; then
     kubectl=$(readlink -f "$(command -v kubectl)")
     # Google's package: a dispatcher beside one binary per minor version.
     mkdir -p "$root$(dirname "$kubectl")"
-    cp -al "$(dirname "$kubectl")"/kubectl* "$root$(dirname "$kubectl")/"
+    cp -a "$(dirname "$kubectl")"/kubectl* "$root$(dirname "$kubectl")/"
     ln -s "$kubectl" "$root/usr/local/bin/kubectl"
 fi
 
