@@ -24,11 +24,15 @@ pub fn encode(input: &[u8]) -> String {
     out
 }
 
-/// Decodes padded base64, ignoring line breaks and spaces as Go's decoder
-/// ignores `\r` and `\n` (YAML folding leaves spaces). `None` for anything else
-/// out of place.
+/// Decodes padded base64 as Go's `base64.StdEncoding` does (kubectl reads a
+/// kubeconfig's `*-data` fields with it): `\r` and `\n` are skipped anywhere,
+/// and nothing else is, so the spaces a folded YAML scalar leaves are an error
+/// there as here. `None` for anything out of place.
 pub fn decode(input: &str) -> Option<Vec<u8>> {
-    let symbols: Vec<u8> = input.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let symbols: Vec<u8> = input
+        .bytes()
+        .filter(|b| !matches!(b, b'\r' | b'\n'))
+        .collect();
     if symbols.len() % 4 != 0 {
         return None;
     }
@@ -73,7 +77,15 @@ mod tests {
             assert_eq!(decode(coded).unwrap(), plain.as_bytes());
         }
         assert_eq!(decode("Zm9v\r\nYmFy\n").unwrap(), b"foobar");
-        for bad in ["Zm9", "Zm9v=", "Z===", "Zg==Zm9v", "Zm9*"] {
+        for bad in [
+            "Zm9",
+            "Zm9v=",
+            "Z===",
+            "Zg==Zm9v",
+            "Zm9*",
+            "Zm9v YmFy",
+            "Zm9v\tYmFy",
+        ] {
             assert_eq!(decode(bad), None, "{bad}");
         }
     }

@@ -499,8 +499,8 @@ Cluster flags (as kubectl's global flags):
       --as-group GROUP         Impersonate GROUP too; repeat for several
       --as-uid UID             Impersonate this UID too
       --tls-server-name NAME   Server name to verify the certificate against
-      --exec-timeout DURATION  Stop a kubeconfig's exec credential plugin that runs
-                               longer (default 30s)
+      --exec-timeout DURATION  Stop a kubeconfig's exec credential plugin, and what it
+                               started, if it runs longer (default 30s)
       --insecure-skip-tls-verify
                                Do not verify the API server's certificate (unsafe)
       --serviceaccount-dir DIR Where in-cluster credentials live

@@ -632,7 +632,9 @@ fn an_exec_plugin_runs_at_first_use_after_expiry_and_after_a_401() {
         Some("Bearer tok-2")
     );
 
-    // A 401 runs it once more, and the request is retried with the new token.
+    // A 401 runs it once more, and the request is retried with the new token
+    // (a second after the last run: a plugin runs at most once a second).
+    std::thread::sleep(Duration::from_millis(1100));
     fake.retire_token("tok-2");
     fake.accept_token("tok-3");
     assert_eq!(get(&proxy, "/api").0, 200);
@@ -723,6 +725,193 @@ fn a_plugin_can_give_a_client_certificate() {
     assert_eq!(
         fake.last_request().client_cn.as_deref(),
         Some("from-plugin")
+    );
+}
+
+/// A "billion laughs": nine anchors, each nine aliases of the one before,
+/// which would expand to 9^9 strings. `indent` goes before every line.
+fn billion_laughs(indent: &str) -> String {
+    let mut text = format!("{indent}a0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n");
+    for level in 1..9 {
+        let alias = format!("*a{}", level - 1);
+        text.push_str(&format!(
+            "{indent}a{level}: &a{level} [{}]\n",
+            vec![alias; 9].join(",")
+        ));
+    }
+    text
+}
+
+#[test]
+fn a_billion_laughs_kubeconfig_is_refused_at_start_within_a_second() {
+    let fake = FakeApiServer::start();
+    let dir = temp_dir("kc-laughs");
+    let file = kubeconfig(&fake, &dir, &[&format!("--token={TOKEN}")]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, billion_laughs("") + &text).unwrap();
+    let started = Instant::now();
+    let stderr = refuses(
+        &["--kubeconfig", file.to_str().unwrap()],
+        &[],
+        &[
+            file.to_str().unwrap(),
+            "document contains excessive aliasing",
+        ],
+        &[TOKEN],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}: {stderr}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_plugin_that_prints_a_billion_laughs_fails_its_request_and_kproxy_serves_on() {
+    let fake = FakeApiServer::start();
+    let dir = temp_dir("kc-exec-laughs");
+    let script = executable(&dir, "laughs.sh", "exit 1");
+    let file = exec_kubeconfig(&fake, &dir, &script, &[]);
+    let output = format!(
+        "apiVersion: client.authentication.k8s.io/v1\n{}status: {{token: *a8}}\n",
+        billion_laughs("")
+    );
+    std::fs::write(dir.join("laughs.yaml"), output).unwrap();
+    write_script(
+        &script,
+        &format!("cat {}", dir.join("laughs.yaml").display()),
+    );
+    let mut proxy = with_kubeconfig(&file, &[]);
+    let started = Instant::now();
+    let (code, body) = get(&proxy, "/api");
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("excessive aliasing"), "{body}");
+    assert!(body.contains("laughs.sh"), "names the plugin: {body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Still serving: its own path now, the API once the plugin is mended.
+    assert_eq!(get(&proxy, "/.kproxy/alive").0, 200);
+    let good = r#"echo '{"apiVersion":"client.authentication.k8s.io/v1","status":{"token":"fake-token-0123456789"}}'"#;
+    write_script(&script, good);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(get(&proxy, "/api").0, 200);
+    assert!(
+        proxy.child.try_wait().unwrap().is_none(),
+        "kproxy is running"
+    );
+}
+
+#[test]
+fn a_plugin_whose_child_keeps_its_output_open_is_stopped_at_the_timeout() {
+    let fake = FakeApiServer::start();
+    let dir = temp_dir("kc-exec-linger");
+    let script = executable(&dir, "linger.sh", "exit 1");
+    let file = exec_kubeconfig(&fake, &dir, &script, &[]);
+    // It prints its credential and exits, but a child it started in the
+    // background holds its stdout: a reader waiting for the end never gets it.
+    let child = dir.join("child.pid");
+    write_script(
+        &script,
+        &format!(
+            "sleep 300 &\necho $! > {}\n\
+             echo '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"status\":{{\"token\":\"{TOKEN}\"}}}}'",
+            child.display()
+        ),
+    );
+    let proxy = with_kubeconfig(&file, &["--exec-timeout", "1s"]);
+    // Two requests at once: the second waits for the first's run, and both
+    // are answered within the timeout and a second.
+    let started = Instant::now();
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let url = proxy.url("/api");
+            std::thread::spawn(move || curl(&["-s", "-w", "\n%{http_code}", &url]).1)
+        })
+        .collect();
+    for answer in waiting {
+        let answer = answer.join().unwrap();
+        let (body, code) = answer.rsplit_once('\n').unwrap();
+        assert_eq!(code, "500", "{body}");
+        assert!(body.contains("linger.sh"), "{body}");
+        assert!(body.contains("kept its output open"), "{body}");
+        assert_refusal(body.as_bytes(), 500, "credentials");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2) + Duration::from_millis(900),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    // Its whole process group was stopped, the child with it.
+    let pid = std::fs::read_to_string(&child).unwrap();
+    let gone = |pid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+        // Gone, or a zombie waiting for its parent (init) to reap it.
+        stat.map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"))
+    };
+    wait_for(|| gone(&pid).then_some(()));
+}
+
+#[test]
+fn a_plugin_runs_at_most_once_at_a_time_and_once_a_second() {
+    let fake = FakeApiServer::start();
+    let dir = temp_dir("kc-exec-rate");
+    let script = executable(&dir, "rate.sh", "exit 1");
+    let file = exec_kubeconfig(&fake, &dir, &script, &[]);
+    // A token the API server refuses, from a plugin that takes its time: after
+    // each 401, kubectl would run it again.
+    let runs_file = dir.join("runs");
+    write_script(
+        &script,
+        &format!(
+            "echo run >> {}\nsleep 0.3\n\
+             echo '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"status\":{{\"token\":\"refused\"}}}}'",
+            runs_file.display()
+        ),
+    );
+    let proxy = with_kubeconfig(&file, &[]);
+    let together: Vec<_> = (0..8)
+        .map(|_| {
+            let url = proxy.url("/api");
+            std::thread::spawn(move || curl_status(&url, &[]))
+        })
+        .collect();
+    for status in together {
+        assert_eq!(status.join().unwrap(), 401);
+    }
+    assert_eq!(runs(&dir), 1, "eight requests at once share one run");
+    let started = Instant::now();
+    let mut requests = 0;
+    while started.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(curl_status(&proxy.url("/api"), &[]), 401);
+        requests += 1;
+    }
+    let ran = runs(&dir);
+    assert!(
+        ran <= 1 + 3 && requests > 10,
+        "{ran} runs for {requests} refused requests in 2.5 s"
+    );
+
+    // An expired credential does not make every request a run either.
+    let dir = temp_dir("kc-exec-expired");
+    let script = executable(&dir, "expired.sh", "exit 1");
+    let file = exec_kubeconfig(&fake, &dir, &script, &[]);
+    write_script(
+        &script,
+        &format!(
+            "echo run >> {}\n\
+             echo '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"status\":{{\"token\":\"{TOKEN}\",\"expirationTimestamp\":\"2001-01-01T00:00:00Z\"}}}}'",
+            dir.join("runs").display()
+        ),
+    );
+    let proxy = with_kubeconfig(&file, &[]);
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(get(&proxy, "/api").0, 200);
+    }
+    let seconds = started.elapsed().as_secs() as usize;
+    assert!(
+        runs(&dir) <= 1 + seconds,
+        "{} runs in {seconds} s",
+        runs(&dir)
     );
 }
 

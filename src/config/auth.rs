@@ -100,7 +100,12 @@ pub fn credentials(
             user.and_then(|u| u.token_file.as_ref()),
             user.and_then(|u| u.token.as_ref()),
         ) {
-            (Some(path), _) => Some(TokenSource::file(path)?),
+            (Some(path), None) => Some(TokenSource::file(path)?),
+            (Some(path), Some(token)) => Some(TokenSource::file_or_inline(
+                path,
+                &token.0,
+                &format!("token of {}", describe()),
+            )?),
             (None, Some(token)) => Some(TokenSource::named(
                 &token.0,
                 &format!("token of {}", describe()),
@@ -119,10 +124,16 @@ pub fn credentials(
         .map(|p| p.0.as_str());
     let basic = match (username, password) {
         (None, None) => None,
-        (username, password) => Some(TokenSource::basic(
-            username.unwrap_or_default(),
-            password.unwrap_or_default(),
-        )),
+        (Some(username), password) => {
+            Some(TokenSource::basic(username, password.unwrap_or_default()))
+        }
+        // kubectl would ask for the username on a terminal.
+        (None, Some(_)) => {
+            return Err(ConfigError(format!(
+                "{}: a password without a username: add username (or --username)",
+                describe()
+            )))
+        }
     };
     let has_cert = has_client_certificate(args, user);
 
@@ -142,10 +153,39 @@ pub fn credentials(
             _ => TokenSource::None,
         },
     };
+    // A kubeconfig's https server and no way to say who kproxy is: kubectl
+    // asks for a username on its terminal, and fails without one; kproxy never
+    // has a terminal. (With flags alone, no credentials is kproxy's own mode:
+    // each client brings its own Authorization.)
+    if base.selected && matches!(authorization, TokenSource::None) && !has_cert {
+        return Err(no_credentials(base));
+    }
     Ok(Credentials {
         authorization,
         impersonation: impersonation(args, entry)?,
     })
+}
+
+/// Why a kubeconfig selection says nothing of who to be, and what to do.
+fn no_credentials(base: &Base) -> ConfigError {
+    let what = match (base.user, base.context) {
+        (Some(user), _) => format!(
+            "{} has no credentials (token, tokenFile, client-certificate, username or exec)",
+            user.describe("user")
+        ),
+        (None, Some(context)) => match &context.value.user {
+            Some(name) => format!(
+                "{} names user {name:?}, which no kubeconfig defines",
+                context.describe("context")
+            ),
+            None => format!("{} names no user", context.describe("context")),
+        },
+        (None, None) => "the kubeconfig selection has no user".into(),
+    };
+    ConfigError(format!(
+        "{what}: kubectl would ask for a username on a terminal, and kproxy has none; \
+         give the user credentials, or pass --token-file"
+    ))
 }
 
 /// Where the user's settings come from, for messages.

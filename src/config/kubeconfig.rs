@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::yaml::{self, Node as Yaml};
+use super::yaml::{self, Value};
 use super::{ConfigError, Environment};
 use crate::base64;
 use crate::cli::Secret;
@@ -127,9 +127,15 @@ pub fn load(files: &[PathBuf]) -> Result<Kubeconfig, ConfigError> {
         ..Kubeconfig::default()
     };
     for file in files {
-        let text = std::fs::read_to_string(file).map_err(|e| {
+        let bytes = std::fs::read(file).map_err(|e| {
             ConfigError(format!(
                 "kubeconfig {}: cannot read it: {e}",
+                file.display()
+            ))
+        })?;
+        let text = text_of(&bytes).ok_or_else(|| {
+            ConfigError(format!(
+                "kubeconfig {}: not text (neither UTF-8 nor UTF-16 with a byte-order mark)",
                 file.display()
             ))
         })?;
@@ -144,6 +150,20 @@ pub fn load(files: &[PathBuf]) -> Result<Kubeconfig, ConfigError> {
     Ok(merged)
 }
 
+/// A file's text: UTF-8, or UTF-16 after its byte-order mark, as libyaml
+/// (and so kubectl) reads either.
+fn text_of(bytes: &[u8]) -> Option<String> {
+    let utf16 = |rest: &[u8], unit: fn([u8; 2]) -> u16| {
+        let units: Vec<u16> = rest.chunks_exact(2).map(|c| unit([c[0], c[1]])).collect();
+        (rest.len() % 2 == 0).then(|| String::from_utf16(&units).ok())?
+    };
+    match bytes {
+        [0xff, 0xfe, rest @ ..] => utf16(rest, u16::from_le_bytes),
+        [0xfe, 0xff, rest @ ..] => utf16(rest, u16::from_be_bytes),
+        _ => String::from_utf8(bytes.to_vec()).ok(),
+    }
+}
+
 fn merge<T>(into: &mut Vec<Entry<T>>, from: Vec<Entry<T>>) {
     for entry in from {
         if !into.iter().any(|e| e.name == entry.name) {
@@ -152,33 +172,55 @@ fn merge<T>(into: &mut Vec<Entry<T>>, from: Vec<Entry<T>>) {
     }
 }
 
-/// One file. An empty file is an empty configuration.
+/// One file, read as kubectl reads it: YAML by go-yaml v2's rules (see
+/// [`yaml`]), then typed as Go's JSON decoder types it into client-go's
+/// `Config`: keys are case-sensitive, unknown keys are ignored, `null` and an
+/// empty string are as good as absent, and a value of the wrong type anywhere
+/// kubectl decodes one is an error, even in a field kproxy does not use. An
+/// empty file is an empty configuration.
 pub fn parse(file: &Path, text: &str) -> Result<Kubeconfig, ConfigError> {
-    let doc = yaml::parse(text).map_err(|e| {
+    let doc = yaml::parse(text, yaml::Limits::KUBECONFIG).map_err(|e| {
         ConfigError(format!(
             "kubeconfig {}: not valid YAML: {e}",
             file.display()
         ))
     })?;
-    let mut config = Kubeconfig::default();
-    let root = Node {
-        yaml: &doc,
+    let root = Field {
+        value: &doc,
         at: String::new(),
         file,
     };
-    if !matches!(doc, Yaml::Map(_) | Yaml::Null) {
+    if !matches!(doc, Value::Map(_) | Value::Null) {
         return Err(root.wrong("a mapping (clusters:, users:, contexts:)"));
     }
-    config.clusters = root.entries("clusters", "cluster", cluster)?;
-    config.users = root.entries("users", "user", user)?;
-    config.contexts = root.entries("contexts", "context", context)?;
-    config.current_context = root
-        .string("current-context")?
-        .map(|name| (name, file.to_path_buf()));
-    Ok(config)
+    // kubectl finds the kind and version first, with field names in any case.
+    for (key, want) in [("kind", "Config"), ("apiVersion", "v1")] {
+        if let Some(found) = root.string_any_case(key)? {
+            if found != want {
+                return Err(root.wrong(&format!("{key}: {want} (not {found:?})")));
+            }
+        }
+    }
+    root.extensions("extensions")?;
+    if let Some(preferences) = root.get("preferences") {
+        preferences.object()?;
+        preferences.boolean("colors")?;
+        preferences.extensions("extensions")?;
+    }
+    Ok(Kubeconfig {
+        files: Vec::new(),
+        clusters: root.entries("clusters", "cluster", cluster)?,
+        users: root.entries("users", "user", user)?,
+        contexts: root.entries("contexts", "context", context)?,
+        current_context: root
+            .string("current-context")?
+            .map(|name| (name, file.to_path_buf())),
+    })
 }
 
-fn cluster(node: &Node) -> Result<Cluster, ConfigError> {
+fn cluster(node: &Field) -> Result<Cluster, ConfigError> {
+    node.boolean("disable-compression")?;
+    node.extensions("extensions")?;
     Ok(Cluster {
         server: node.string("server")?,
         certificate_authority: node.path("certificate-authority")?,
@@ -189,7 +231,8 @@ fn cluster(node: &Node) -> Result<Cluster, ConfigError> {
     })
 }
 
-fn user(node: &Node) -> Result<User, ConfigError> {
+fn user(node: &Field) -> Result<User, ConfigError> {
+    node.extensions("extensions")?;
     let extra = match node.get("as-user-extra") {
         None => Vec::new(),
         Some(extra) => extra
@@ -197,6 +240,18 @@ fn user(node: &Node) -> Result<User, ConfigError> {
             .into_iter()
             .map(|(key, values)| Ok((key, values.strings_here()?)))
             .collect::<Result<_, ConfigError>>()?,
+    };
+    let auth_provider = match node.get("auth-provider") {
+        Some(provider) => {
+            provider.object()?;
+            if let Some(config) = provider.get("config") {
+                for (_, value) in config.pairs()? {
+                    value.string_here()?;
+                }
+            }
+            Some(provider.string("name")?.unwrap_or_default())
+        }
+        None => None,
     };
     Ok(User {
         token: node.string("token")?.map(Secret),
@@ -213,10 +268,7 @@ fn user(node: &Node) -> Result<User, ConfigError> {
             .get("exec")
             .map(|exec| exec_plugin(&exec))
             .transpose()?,
-        auth_provider: match node.get("auth-provider") {
-            Some(provider) => Some(provider.string("name")?.unwrap_or_default()),
-            None => None,
-        },
+        auth_provider,
         impersonate: node.string("as")?,
         impersonate_uid: node.string("as-uid")?,
         impersonate_groups: node.strings("as-groups")?,
@@ -224,13 +276,15 @@ fn user(node: &Node) -> Result<User, ConfigError> {
     })
 }
 
-fn exec_plugin(node: &Node) -> Result<Exec, ConfigError> {
+fn exec_plugin(node: &Field) -> Result<Exec, ConfigError> {
+    node.object()?;
     let env = match node.get("env") {
         None => Vec::new(),
         Some(list) => list
             .items()?
             .iter()
             .map(|var| {
+                var.object_or_null()?;
                 let name = var.string("name")?.unwrap_or_default();
                 Ok((name, var.string("value")?.unwrap_or_default()))
             })
@@ -255,7 +309,9 @@ fn exec_plugin(node: &Node) -> Result<Exec, ConfigError> {
     })
 }
 
-fn context(node: &Node) -> Result<Context, ConfigError> {
+fn context(node: &Field) -> Result<Context, ConfigError> {
+    node.string("namespace")?;
+    node.extensions("extensions")?;
     Ok(Context {
         cluster: node.string("cluster")?,
         user: node.string("user")?,
@@ -263,14 +319,14 @@ fn context(node: &Node) -> Result<Context, ConfigError> {
 }
 
 /// A place in the document, for typed reads with errors that say where.
-struct Node<'a> {
-    yaml: &'a Yaml,
+struct Field<'a> {
+    value: &'a Value,
     /// `users["kind"].user.exec`, say.
     at: String,
     file: &'a Path,
 }
 
-impl<'a> Node<'a> {
+impl<'a> Field<'a> {
     fn wrong(&self, expected: &str) -> ConfigError {
         let at = match self.at.is_empty() {
             true => "the document",
@@ -282,24 +338,43 @@ impl<'a> Node<'a> {
         ))
     }
 
-    fn child(&self, at: String, yaml: &'a Yaml) -> Node<'a> {
-        Node {
-            yaml,
+    fn child(&self, at: String, value: &'a Value) -> Field<'a> {
+        Field {
+            value,
             at,
             file: self.file,
         }
     }
 
-    /// The value under `key`, or `None` when absent or null. Keys that YAML
-    /// merges in with `<<: *anchor` count too, after the mapping's own.
-    fn get(&self, key: &str) -> Option<Node<'a>> {
-        let at = match self.at.is_empty() {
+    fn child_at(&self, key: &str) -> String {
+        match self.at.is_empty() {
             true => key.to_string(),
             false => format!("{}.{key}", self.at),
-        };
-        lookup(self.yaml, key)
-            .filter(|v| !matches!(v, Yaml::Null))
-            .map(|v| self.child(at, v))
+        }
+    }
+
+    /// The value under `key`, or `None` when absent or null (JSON's null
+    /// leaves a Go field as it was).
+    fn get(&self, key: &str) -> Option<Field<'a>> {
+        self.value
+            .get(key)
+            .filter(|v| !matches!(v, Value::Null))
+            .map(|v| self.child(self.child_at(key), v))
+    }
+
+    /// A struct: a mapping (JSON decodes nothing else into one).
+    fn object(&self) -> Result<(), ConfigError> {
+        match self.value {
+            Value::Map(_) => Ok(()),
+            _ => Err(self.wrong("a mapping")),
+        }
+    }
+
+    fn object_or_null(&self) -> Result<(), ConfigError> {
+        match self.value {
+            Value::Null => Ok(()),
+            _ => self.object(),
+        }
     }
 
     /// An empty string counts as absent, as Go's zero value does.
@@ -308,10 +383,26 @@ impl<'a> Node<'a> {
         Ok(value.filter(|s| !s.is_empty()))
     }
 
+    /// `kind` and `apiVersion` as kubectl first reads them, with Go's
+    /// case-insensitive field names (`Kind:` counts).
+    fn string_any_case(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        let Value::Map(entries) = self.value else {
+            return Ok(None);
+        };
+        let found = entries
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .min_by_key(|(k, _)| k != key);
+        match found {
+            None | Some((_, Value::Null)) => Ok(None),
+            Some((k, value)) => self.child(self.child_at(k), value).string_here().map(Some),
+        }
+    }
+
     fn string_here(&self) -> Result<String, ConfigError> {
-        match self.yaml {
-            Yaml::Str(s) => Ok(s.clone()),
-            Yaml::Number(_) | Yaml::Bool(_) => Err(self.wrong("a string (put it in quotes)")),
+        match self.value {
+            Value::Str(s) => Ok(s.clone()),
+            Value::Number(_) | Value::Bool(_) => Err(self.wrong("a string (put it in quotes)")),
             _ => Err(self.wrong("a string")),
         }
     }
@@ -319,8 +410,8 @@ impl<'a> Node<'a> {
     fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
         match self.get(key) {
             None => Ok(false),
-            Some(node) => match node.yaml {
-                Yaml::Bool(b) => Ok(*b),
+            Some(node) => match node.value {
+                Value::Bool(b) => Ok(*b),
                 _ => Err(node.wrong("true or false")),
             },
         }
@@ -336,19 +427,24 @@ impl<'a> Node<'a> {
         dir.join(path)
     }
 
+    /// A `[]byte` field: base64 as Go decodes it; empty counts as absent.
     fn data(&self, key: &str) -> Result<Option<Vec<u8>>, ConfigError> {
         let Some(node) = self.get(key) else {
             return Ok(None);
         };
         let text = node.string_here()?;
-        base64::decode(&text)
-            .map(Some)
-            .ok_or_else(|| node.wrong("base64 (as `base64 -w0 FILE` prints it)"))
+        match base64::decode(&text) {
+            Some(bytes) if bytes.is_empty() => Ok(None),
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(node.wrong(
+                "base64 (as `base64 -w0 FILE` prints it; only line breaks may come between)",
+            )),
+        }
     }
 
-    fn items(&self) -> Result<Vec<Node<'a>>, ConfigError> {
-        match self.yaml {
-            Yaml::Seq(items) => Ok(items
+    fn items(&self) -> Result<Vec<Field<'a>>, ConfigError> {
+        match self.value {
+            Value::Seq(items) => Ok(items
                 .iter()
                 .enumerate()
                 .map(|(i, item)| self.child(format!("{}[{i}]", self.at), item))
@@ -364,36 +460,52 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// A `[]string`: a null item is Go's empty string.
     fn strings_here(&self) -> Result<Vec<String>, ConfigError> {
-        self.items()?.iter().map(Node::string_here).collect()
-    }
-
-    fn pairs(&self) -> Result<Vec<(String, Node<'a>)>, ConfigError> {
-        let Yaml::Map(map) = self.yaml else {
-            return Err(self.wrong("a mapping"));
+        let items = match self.value {
+            Value::Null => return Ok(Vec::new()),
+            _ => self.items()?,
         };
-        map.iter()
-            .map(|(key, value)| match key {
-                Yaml::Str(key) => {
-                    Ok((key.clone(), self.child(format!("{}.{key}", self.at), value)))
-                }
-                _ => Err(self.wrong("string keys")),
+        items
+            .iter()
+            .map(|item| match item.value {
+                Value::Null => Ok(String::new()),
+                _ => item.string_here(),
             })
             .collect()
     }
 
-    /// `clusters:` and the like: a list of `{name: N, KIND: {...}}`, each name once.
+    fn pairs(&self) -> Result<Vec<(String, Field<'a>)>, ConfigError> {
+        let Value::Map(map) = self.value else {
+            return Err(self.wrong("a mapping"));
+        };
+        Ok(map
+            .iter()
+            .map(|(key, value)| (key.clone(), self.child(self.child_at(key), value)))
+            .collect())
+    }
+
+    /// `extensions:`: a list of `{name, extension}`, where an extension may be
+    /// anything; names once each, as kubectl converts the list into a map.
+    fn extensions(&self, key: &str) -> Result<(), ConfigError> {
+        self.entries(key, "extension", |_| Ok(())).map(drop)
+    }
+
+    /// `clusters:` and the like: a list of `{name: N, KIND: {...}}`, each name
+    /// once (kubectl: "duplicate name in list"). A null item is an entry
+    /// with an empty name, as Go decodes it.
     fn entries<T>(
         &self,
         list: &str,
         kind: &str,
-        read: fn(&Node) -> Result<T, ConfigError>,
+        read: fn(&Field) -> Result<T, ConfigError>,
     ) -> Result<Vec<Entry<T>>, ConfigError> {
         let Some(node) = self.get(list) else {
             return Ok(Vec::new());
         };
         let mut entries: Vec<Entry<T>> = Vec::new();
         for item in node.items()? {
+            item.object_or_null()?;
             let name = item.string("name")?.unwrap_or_default();
             if entries.iter().any(|e| e.name == name) {
                 return Err(item.wrong(&format!(
@@ -403,9 +515,12 @@ impl<'a> Node<'a> {
             let body = match item.get(kind) {
                 Some(mut body) => {
                     body.at = format!("{list}[{name:?}].{kind}");
+                    if kind != "extension" {
+                        body.object()?;
+                    }
                     read(&body)?
                 }
-                None => read(&item.child(String::new(), &Yaml::Null))?,
+                None => read(&item.child(String::new(), &Value::Null))?,
             };
             entries.push(Entry {
                 name,
@@ -414,17 +529,6 @@ impl<'a> Node<'a> {
             });
         }
         Ok(entries)
-    }
-}
-
-fn lookup<'a>(yaml: &'a Yaml, key: &str) -> Option<&'a Yaml> {
-    if let Some(value) = yaml.get(key) {
-        return Some(value);
-    }
-    match yaml.get("<<")? {
-        merged @ Yaml::Map(_) => lookup(merged, key),
-        Yaml::Seq(list) => list.iter().find_map(|merged| lookup(merged, key)),
-        _ => None,
     }
 }
 

@@ -13,6 +13,11 @@ use crate::cli::Args;
 /// in-cluster settings, or nothing.
 #[derive(Default)]
 pub struct Base<'a> {
+    /// Whether a kubeconfig selected anything (a context, `--cluster` or
+    /// `--user`): then who kproxy is must come from it or the flags.
+    pub selected: bool,
+    /// The context that selected the cluster and user, if one did.
+    pub context: Option<&'a Entry<Context>>,
     pub cluster: Option<&'a Entry<Cluster>>,
     pub user: Option<&'a Entry<User>>,
     pub in_cluster: Option<InCluster>,
@@ -110,7 +115,8 @@ pub fn select<'a>(
         (None, Some(name)) => {
             let user = named(&config.users, name);
             if user.is_none() {
-                // kubectl goes on without credentials; say so, once.
+                // kubectl goes on without credentials (over https it then
+                // asks for a username: see `auth::credentials`); say so, once.
                 warnings.push(format!(
                     "{} names user {name:?}, which no kubeconfig defines: \
                      sending requests without credentials",
@@ -122,6 +128,8 @@ pub fn select<'a>(
         (None, None) => None,
     };
     Ok(Some(Base {
+        selected: true,
+        context,
         cluster,
         user,
         in_cluster: None,

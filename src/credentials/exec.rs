@@ -3,31 +3,40 @@
 //!
 //! - at first use, not at start; then again only when the credential has passed
 //!   its `expirationTimestamp`, or after the API server answered 401 to it;
-//!   concurrent requests wait for one run instead of starting their own;
+//!   concurrent requests wait for one run and share its result;
+//! - unlike client-go, at most once a second whatever the result, so that
+//!   neither a broken plugin nor an API server that refuses every credential
+//!   (or a credential that expires at once) sets kproxy's fork rate;
 //! - no shell; kproxy's environment plus the plugin's `env`, plus
 //!   `KUBERNETES_EXEC_INFO` (the ExecCredential request, with the cluster when
 //!   `provideClusterInfo`); stdin closed (kproxy never has a terminal); the
 //!   plugin's stderr goes to kproxy's;
-//! - unlike client-go, a plugin that does not finish within `--exec-timeout` is
-//!   killed, so a hung plugin fails requests instead of hanging them.
+//! - unlike client-go, `--exec-timeout` bounds the whole run, output included:
+//!   the plugin runs in a process group of its own, which is killed at the
+//!   deadline, so neither a hung plugin nor a child it left holding its output
+//!   open keeps requests waiting; and what it prints is bounded too.
 //!
-//! The ExecCredential it prints is JSON, read with the YAML parser (JSON is YAML).
+//! The ExecCredential it prints is JSON, read with the YAML parser (JSON is
+//! YAML) under a tree size of its own ([`yaml::Limits::PLUGIN_OUTPUT`]).
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::Token;
-use crate::config::yaml::{self, Node};
+use crate::config::yaml::{self, Value};
 use crate::metrics::METRICS;
 
-/// The most of a plugin's output kproxy reads: an ExecCredential is a few KiB.
-const MAX_OUTPUT: u64 = 1024 * 1024;
-/// After a failed run, or a run for a 401, requests wait this long before the
-/// plugin runs again: a broken plugin or a revoked credential must not make
-/// kproxy run it for every request.
+/// The most a plugin may print: an ExecCredential is a few KiB; more is an error.
+const MAX_OUTPUT: usize = 1024 * 1024;
+/// A run starts at most this often, whatever the last one gave: requests in
+/// between use the last credential (or get the last error).
 const RERUN_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a run looks at the plugin and its output.
+const POLL: Duration = Duration::from_millis(10);
 
 pub const V1: &str = "client.authentication.k8s.io/v1";
 pub const V1BETA1: &str = "client.authentication.k8s.io/v1beta1";
@@ -132,11 +141,23 @@ impl ExecPlugin {
         &self.settings.describe
     }
 
+    /// Runs the plugin, unless it ran less than [`RERUN_INTERVAL`] ago: then
+    /// the last run's result stands. The state's lock is held throughout, so
+    /// requests that come meanwhile wait for this run and share its result;
+    /// `--exec-timeout` bounds how long.
     fn refresh(&self, state: &mut State) -> Result<(), String> {
-        if let (Some(at), Some(error)) = (state.last_run, &state.last_error) {
-            if at.elapsed() < RERUN_INTERVAL {
-                return Err(error.clone());
-            }
+        if state
+            .last_run
+            .is_some_and(|at| at.elapsed() < RERUN_INTERVAL)
+        {
+            return match (&state.last_error, &state.credential) {
+                (Some(error), _) => Err(error.clone()),
+                (None, Some(_)) => Ok(()),
+                (None, None) => Err(format!(
+                    "getting credentials: {}: no credential yet",
+                    self.settings.describe
+                )),
+            };
         }
         state.last_run = Some(Instant::now());
         match self.run() {
@@ -173,7 +194,9 @@ impl ExecPlugin {
             .env("KUBERNETES_EXEC_INFO", self.request())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::inherit())
+            // A group of its own, so that what it starts can be stopped with it.
+            .process_group(0);
         let child = command.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 let hint = s.install_hint.as_deref().map(sanitize).unwrap_or_default();
@@ -200,37 +223,93 @@ impl ExecPlugin {
     }
 }
 
-/// Waits for the plugin, reading its output as it comes (a full pipe would stall
-/// it), and kills it at the time limit.
+/// Waits for the plugin to exit and its output to end, reading the output as
+/// it comes (a full pipe would stall it). At the deadline its process group
+/// is killed: the plugin, and whatever it started that still holds the output.
 fn wait_with_timeout(mut child: Child, timeout: Duration) -> Result<Vec<u8>, String> {
     let stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        if let Some(stdout) = stdout {
-            let _ = stdout.take(MAX_OUTPUT).read_to_end(&mut out);
-        }
-        out
-    });
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "did not finish within {timeout:?} (--exec-timeout), so it was stopped"
-                ));
+    let (done, output) = mpsc::channel();
+    let reader = std::thread::Builder::new()
+        .name("exec-output".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut out = Vec::new();
+            if let Some(stdout) = stdout {
+                let _ = stdout.take(MAX_OUTPUT as u64 + 1).read_to_end(&mut out);
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("cannot wait for it: {e}")),
+            let _ = done.send(out);
+        });
+    if let Err(e) = reader {
+        kill_group(&mut child);
+        return Err(format!("cannot read its output: {e}"));
+    }
+    let started = Instant::now();
+    let (mut status, mut printed) = (None, None);
+    loop {
+        if status.is_none() {
+            status = child
+                .try_wait()
+                .map_err(|e| format!("cannot wait for it: {e}"))?;
         }
-    };
-    let output = reader.join().unwrap_or_default();
+        if printed.is_none() {
+            printed = match output.try_recv() {
+                Ok(out) => Some(out),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => Some(Vec::new()),
+            };
+        }
+        if let (Some(status), Some(printed)) = (status, printed.take()) {
+            return finished(status, printed);
+        }
+        if started.elapsed() >= timeout {
+            kill_group(&mut child);
+            let why = match status {
+                Some(_) => "exited, but something it started kept its output open",
+                None => "did not finish",
+            };
+            return Err(format!(
+                "{why} within {timeout:?} (--exec-timeout), so it was stopped"
+            ));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn finished(status: std::process::ExitStatus, printed: Vec<u8>) -> Result<Vec<u8>, String> {
     match status.code() {
-        Some(0) => Ok(output),
+        Some(0) if printed.len() > MAX_OUTPUT => Err(format!(
+            "printed more than {} KiB; an ExecCredential is a few",
+            MAX_OUTPUT / 1024
+        )),
+        Some(0) => Ok(printed),
         Some(code) => Err(format!("failed with exit code {code}")),
         None => Err("was killed by a signal".into()),
+    }
+}
+
+/// Kills the plugin's process group, then reaps the plugin. The group outlives
+/// the plugin while anything it started lives, and its id is not reused until
+/// then, so the signal reaches no one else.
+fn kill_group(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        signal_group(pid);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// std can signal a child but not its process group; libc can.
+#[allow(
+    unsafe_code,
+    reason = "kill(2) for a process group, which std cannot do"
+)]
+fn signal_group(pid: i32) {
+    // SAFETY: kill(2) takes two integers and touches no memory of this
+    // process. `-pid` names the group the plugin was started in
+    // (`process_group(0)` made its id the plugin's pid), which holds only the
+    // plugin and what it started.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
     }
 }
 
@@ -243,15 +322,15 @@ fn sanitize(text: &str) -> String {
 
 fn parse_credential(output: &[u8], api_version: &str) -> Result<Credential, String> {
     let text = std::str::from_utf8(output).map_err(|_| "decoding stdout: not UTF-8".to_string())?;
-    let doc =
-        yaml::parse(text).map_err(|e| format!("decoding stdout: not an ExecCredential: {e}"))?;
-    if !matches!(doc, Node::Map(_)) {
+    let doc = yaml::parse(text, yaml::Limits::PLUGIN_OUTPUT)
+        .map_err(|e| format!("decoding stdout: not an ExecCredential: {e}"))?;
+    if !matches!(doc, Value::Map(_)) {
         return Err("decoding stdout: not an ExecCredential (expected a JSON object)".into());
     }
-    let string = |node: Option<&Node>, key: &str| -> Result<Option<String>, String> {
+    let string = |node: Option<&Value>, key: &str| -> Result<Option<String>, String> {
         match node.and_then(|n| n.get(key)) {
-            Some(Node::Str(s)) => Ok(Some(s.clone())),
-            None | Some(Node::Null) => Ok(None),
+            Some(Value::Str(s)) => Ok(Some(s.clone())),
+            None | Some(Value::Null) => Ok(None),
             Some(_) => Err(format!("decoding stdout: {key}: expected a string")),
         }
     };

@@ -111,13 +111,17 @@ impl fmt::Display for TokenSourceError {
 }
 
 impl TokenSource {
+    /// `--token`, trimmed: `--token="$(cat token)"` and the like.
     pub fn fixed(token: &str) -> Result<TokenSource, TokenSourceError> {
-        TokenSource::named(token, "--token")
+        TokenSource::named(token.trim(), "--token")
     }
 
-    /// A token given inline; `from` names where (a flag, a kubeconfig user).
+    /// A token given inline in a kubeconfig (`from` names where), sent as
+    /// kubectl sends it: Go drops the spaces and tabs that end a header value,
+    /// and refuses one that holds a line break or another control character
+    /// (a YAML block scalar ends its token with a line break: refused too).
     pub fn named(token: &str, from: &str) -> Result<TokenSource, TokenSourceError> {
-        let token = token.trim();
+        let token = token.trim_end_matches([' ', '\t']);
         if token.is_empty() {
             return Err(TokenSourceError::Empty(from.into()));
         }
@@ -132,16 +136,50 @@ impl TokenSource {
 
     pub fn file(path: &Path) -> Result<TokenSource, TokenSourceError> {
         let text = read_token(path)?;
+        Ok(TokenSource::file_state(
+            path,
+            Token::new(&text),
+            text,
+            false,
+        ))
+    }
+
+    /// A kubeconfig user with both `tokenFile` and `token`: the file's token
+    /// wins, and the inline one (`from` names it) is used while the file cannot
+    /// be read, as client-go does; the file is tried again as a file token is.
+    pub fn file_or_inline(
+        path: &Path,
+        inline: &str,
+        from: &str,
+    ) -> Result<TokenSource, TokenSourceError> {
+        match read_token(path) {
+            Ok(text) => Ok(TokenSource::file_state(
+                path,
+                Token::new(&text),
+                text,
+                false,
+            )),
+            Err(unreadable) => {
+                let TokenSource::Fixed(token) = TokenSource::named(inline, from)? else {
+                    return Err(unreadable);
+                };
+                // Its first failed re-read is logged, as any token file's.
+                Ok(TokenSource::file_state(path, token, String::new(), false))
+            }
+        }
+    }
+
+    fn file_state(path: &Path, token: Token, text: String, failing: bool) -> TokenSource {
         let state = FileState {
-            token: Token::new(&text),
+            token,
             text,
             checked: Instant::now(),
-            failing: false,
+            failing,
         };
-        Ok(TokenSource::File(FileToken {
+        TokenSource::File(FileToken {
             path: path.to_path_buf(),
             state: Mutex::new(state),
-        }))
+        })
     }
 
     /// The token to send now, if any. Only a plugin can fail to give one; the
@@ -230,9 +268,10 @@ fn read_token(path: &Path) -> Result<String, TokenSourceError> {
 }
 
 /// A CR, LF or other control character in the token would let it end the
-/// Authorization header early and inject another one.
+/// Authorization header early and inject another one. (A tab is allowed in a
+/// header value, as Go allows it.)
 fn check_header_safe(token: &str, from: impl Fn() -> String) -> Result<(), TokenSourceError> {
-    if token.bytes().any(|b| b.is_ascii_control()) {
+    if token.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
         return Err(TokenSourceError::BadCharacters(from()));
     }
     Ok(())
