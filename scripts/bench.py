@@ -158,6 +158,17 @@ def get(port, path, tls_ca=None, timeout=2.0, token=TOKEN):
         return 0
 
 
+def accepted(status_port):
+    """Connections the API server (nginx) has accepted so far: each one a TLS
+    handshake, since nothing else connects to it during a burst."""
+    conn = http.client.HTTPConnection("127.0.0.1", status_port, timeout=5)
+    conn.request("GET", "/status")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    # "Active connections: N \nserver accepts handled requests\n A H R \n..."
+    return int(text.splitlines()[2].split()[0]) - 1  # less this status request
+
+
 def wait_ready(port, path=POD, tls_ca=None, limit=30.0, token=TOKEN):
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -211,7 +222,9 @@ def make_docroot(work):
     return root
 
 
-def start_nginx(work, port):
+def start_nginx(work, port, status_port):
+    """The API server: nginx over TLS. `status_port` serves its stub_status on
+    plain HTTP (its `accepts` counts the connections the proxies opened)."""
     conf = Path(work) / "nginx.conf"
     conf.write_text(f"""
 worker_processes 2;
@@ -239,6 +252,10 @@ http {{
         location / {{
             if ($http_authorization != "Bearer {TOKEN}") {{ return 401; }}
         }}
+    }}
+    server {{
+        listen 127.0.0.1:{status_port};
+        location = /status {{ stub_status; }}
     }}
 }}
 """)
@@ -464,8 +481,8 @@ def run(work, have_kubectl):
     token_file = f"{work}/token"
     Path(token_file).write_text(TOKEN)
     ca = f"{work}/ca.crt"
-    nginx_port = free_port()
-    start_nginx(work, nginx_port)
+    nginx_port, status_port = free_port(), free_port()
+    start_nginx(work, nginx_port, status_port)
     server = f"https://127.0.0.1:{nginx_port}"
 
     ports = {name: free_port() for name in PROXIES}
@@ -489,7 +506,9 @@ def run(work, have_kubectl):
             proc = spawn(commands[name])
             wait_ready(ports[name])
             target = Target(name, ports[name], proc)
+            before = accepted(status_port)
             run = wrk(target, POD, BURST_CLIENTS, BURST_DURATION)
+            run["handshakes"] = accepted(status_port) - before
             time.sleep(2)
             run["upstream_after_2s"] = established_to(nginx_port, family(proc.pid))
             bursts[name].append(run)
@@ -499,6 +518,7 @@ def run(work, have_kubectl):
         results[name]["burst"] = {
             "p99_ms": median_of(runs, "p99_ms"), "p999_ms": median_of(runs, "p999_ms"),
             "rps": median_of(runs, "rps"), "upstream_after_2s": median_of(runs, "upstream_after_2s"),
+            "handshakes": median_of(runs, "handshakes"),
             "runs": runs,
         }
 
@@ -645,6 +665,7 @@ def table(results, machine):
     row(f"Cold burst ({BURST_CLIENTS} new clients, fresh proxy, {BURST_DURATION}): p99 ms",
         "p99_ms", "{:.1f}", sub="burst")
     row("Cold burst: p99.9 ms", "p999_ms", "{:.1f}", sub="burst")
+    row("Cold burst: connections (TLS handshakes) the API server accepted", "handshakes", "{:.0f}", sub="burst")
     row("API server connections 2 s after the burst", "upstream_after_2s", "{:.0f}", sub="burst")
     row("API server connections after the loads", "upstream_after_load", "{:.0f}")
     row(f"{SYN_CLIENTS} clients connecting at once: dropped from the listen queue",

@@ -181,6 +181,20 @@ pub struct Filter {
     pub accept_origins: Patterns,
 }
 
+/// What a browser says of where a request comes from; curl, kubectl and
+/// client libraries say none of it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Browser<'a> {
+    /// `Origin`: the page that made the request, on CORS and WebSocket requests.
+    pub origin: Option<&'a str>,
+    /// `Sec-Fetch-Site`: `same-origin`, `same-site`, `cross-site` or `none` (a
+    /// typed URL or a bookmark), sent by browsers on every request, `<img>`
+    /// and links included, which carry no `Origin`.
+    pub fetch_site: Option<&'a str>,
+    /// `Referer`: the page, for a same-site request without an `Origin`.
+    pub referer: Option<&'a str>,
+}
+
 /// Why a request may not pass: kubectl's 403 `Forbidden`, and which rule said so.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -189,6 +203,9 @@ pub enum Refusal {
     PathNotAccepted,
     HostNotAccepted,
     OriginNotAccepted,
+    /// A page on another site, with no `Origin` (or `Referer`, same-site)
+    /// that `--accept-origins` accepts: an `<img>`, a link, a form.
+    OtherSite,
 }
 
 impl Refusal {
@@ -198,7 +215,7 @@ impl Refusal {
             Refusal::RejectedPath | Refusal::PathNotAccepted => Reason::FilterPath,
             Refusal::RejectedMethod => Reason::FilterMethod,
             Refusal::HostNotAccepted => Reason::FilterHost,
-            Refusal::OriginNotAccepted => Reason::FilterOrigin,
+            Refusal::OriginNotAccepted | Refusal::OtherSite => Reason::FilterOrigin,
         }
     }
 }
@@ -208,12 +225,20 @@ impl Filter {
     /// let such requests through. `value` is what the rule judged: the path,
     /// method, host or origin.
     pub fn explain(&self, refusal: &Refusal, value: &str) -> String {
+        if *refusal == Refusal::OtherSite {
+            return format!(
+                "a page on another site made this request (Sec-Fetch-Site: {value}) and its \
+                 origin does not match --accept-origins={:?}; open the URL directly (type it, \
+                 or use a bookmark), or add the page's origin to --accept-origins",
+                self.accept_origins.source()
+            );
+        }
         let (what, matched, flag, patterns) = match refusal {
             Refusal::RejectedPath => ("path", true, "--reject-paths", &self.reject_paths),
             Refusal::PathNotAccepted => ("path", false, "--accept-paths", &self.accept_paths),
             Refusal::RejectedMethod => ("method", true, "--reject-methods", &self.reject_methods),
             Refusal::HostNotAccepted => ("Host", false, "--accept-hosts", &self.accept_hosts),
-            Refusal::OriginNotAccepted => {
+            Refusal::OriginNotAccepted | Refusal::OtherSite => {
                 ("Origin", false, "--accept-origins", &self.accept_origins)
             }
         };
@@ -233,7 +258,7 @@ impl Filter {
         method: &str,
         path: &CanonicalPath<'_>,
         host: &str,
-        origin: Option<&str>,
+        browser: &Browser,
     ) -> Result<(), Refusal> {
         let path = path.as_str();
         if self.reject_paths.matches(path) {
@@ -245,25 +270,50 @@ impl Filter {
         if !self.accept_paths.matches(path) {
             return Err(Refusal::PathNotAccepted);
         }
-        self.admits_client(host, origin)
+        self.admits_client(host, browser)
     }
 
     /// Whether the request comes from a client this proxy serves: its Host is
-    /// accepted (kubectl's defence against DNS rebinding) and, if it comes from a
-    /// browser page, so is that page's origin. Browsers apply no same-origin rule
-    /// to WebSocket handshakes or simple requests, and always send `Origin` on
-    /// them; curl, kubectl and client libraries send none. Without this any page
-    /// a person opens could `new WebSocket("ws://127.0.0.1:8001/...")` with the
-    /// token added.
-    pub fn admits_client(&self, host: &str, origin: Option<&str>) -> Result<(), Refusal> {
+    /// accepted (kubectl's defence against DNS rebinding) and, if it comes from
+    /// a browser, from a page this proxy serves. Browsers apply no same-origin
+    /// rule to WebSocket handshakes, or to what a page can send without reading
+    /// the answer (`<img src>`, links, forms): without this any page a person
+    /// opens could `new WebSocket("ws://127.0.0.1:8001/...")`, or run a GET
+    /// with a side effect, with the token added. So:
+    /// - an `Origin` must match `--accept-origins`;
+    /// - a request a page on another site made (`Sec-Fetch-Site: cross-site`)
+    ///   passes only with an `Origin` that matched (a page on an accepted
+    ///   origin whose host differs, `localhost` calling `127.0.0.1`, say); one
+    ///   from the same site (`same-site`: another port) also with a `Referer`
+    ///   whose origin matches;
+    /// - typed URLs and bookmarks (`none`), the page's own origin
+    ///   (`same-origin`), and clients that send none of these pass.
+    pub fn admits_client(&self, host: &str, browser: &Browser) -> Result<(), Refusal> {
         if !self.accept_hosts.matches(host) {
             return Err(Refusal::HostNotAccepted);
         }
-        match origin {
-            Some(origin) if !self.accept_origins.matches(origin) => Err(Refusal::OriginNotAccepted),
+        if let Some(origin) = browser.origin {
+            return match self.accept_origins.matches(origin) {
+                true => Ok(()),
+                false => Err(Refusal::OriginNotAccepted),
+            };
+        }
+        let referer = || browser.referer.and_then(origin_of);
+        match browser.fetch_site {
+            Some("cross-site") => Err(Refusal::OtherSite),
+            Some("same-site") if !referer().is_some_and(|o| self.accept_origins.matches(o)) => {
+                Err(Refusal::OtherSite)
+            }
             _ => Ok(()),
         }
     }
+}
+
+/// `scheme://host[:port]` of a URL (a `Referer`), as an `Origin` spells it.
+fn origin_of(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&url[..scheme.len() + 3 + end])
 }
 
 /// The host to match against `--accept-hosts`: the authority without its port,
@@ -290,7 +340,7 @@ mod tests {
     }
 
     fn check(f: &Filter, method: &str, path: &str, host: &str) -> Result<(), Refusal> {
-        f.check(method, &canonical(path).unwrap(), host, None)
+        f.check(method, &canonical(path).unwrap(), host, &Browser::default())
     }
 
     #[test]
@@ -363,12 +413,73 @@ mod tests {
             (Some("null"), Err(Refusal::OriginNotAccepted)),
             (Some("ws://localhost"), Err(Refusal::OriginNotAccepted)),
         ] {
+            let browser = Browser {
+                origin,
+                ..Browser::default()
+            };
             assert_eq!(
-                f.check("GET", &path, "localhost", origin),
+                f.check("GET", &path, "localhost", &browser),
                 want,
                 "{origin:?}"
             );
         }
+    }
+
+    #[test]
+    fn pages_on_other_sites_are_refused_without_an_accepted_origin() {
+        let f = default_filter();
+        let path = canonical("/api/v1/namespaces/default/services/x/proxy/reset").unwrap();
+        let page = "http://localhost:3000";
+        for (origin, site, referer, want) in [
+            (None, None, None, Ok(())),
+            (None, Some("none"), None, Ok(())),
+            (None, Some("same-origin"), None, Ok(())),
+            (None, Some("cross-site"), None, Err(Refusal::OtherSite)),
+            (
+                None,
+                Some("cross-site"),
+                Some(page),
+                Err(Refusal::OtherSite),
+            ),
+            (Some(page), Some("cross-site"), None, Ok(())),
+            (
+                Some("https://evil.example"),
+                Some("cross-site"),
+                None,
+                Err(Refusal::OriginNotAccepted),
+            ),
+            (None, Some("same-site"), None, Err(Refusal::OtherSite)),
+            (
+                None,
+                Some("same-site"),
+                Some("http://localhost:3000/app?x=1"),
+                Ok(()),
+            ),
+            (
+                None,
+                Some("same-site"),
+                Some("http://localhost.evil.example/"),
+                Err(Refusal::OtherSite),
+            ),
+            (Some(page), Some("same-site"), None, Ok(())),
+        ] {
+            let browser = Browser {
+                origin,
+                fetch_site: site,
+                referer,
+            };
+            assert_eq!(
+                f.check("GET", &path, "localhost", &browser),
+                want,
+                "{browser:?}"
+            );
+        }
+        assert_eq!(
+            origin_of("http://localhost:3000/a/b"),
+            Some("http://localhost:3000")
+        );
+        assert_eq!(origin_of("https://[::1]?q"), Some("https://[::1]"));
+        assert_eq!(origin_of("not a url"), None);
     }
 
     #[test]

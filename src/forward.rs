@@ -39,6 +39,10 @@ use crate::upstream::Connection;
 const MAX_REPLAYABLE_BODY: u64 = 64 * 1024;
 /// A kept body up to this size costs nothing from the budget.
 const FREE_BODY: usize = 8 * 1024;
+/// An answer up to this size fits the client's socket buffers whole (Linux
+/// starts a TCP socket's at 87 KiB to receive and 16 KiB to send, and grows
+/// them), so even a client that never reads does not hold its connection.
+const LONG_ANSWER: u64 = 64 * 1024;
 
 /// The body of the request to send upstream.
 enum Outgoing<'p> {
@@ -166,9 +170,16 @@ impl Proxy {
                 Ok(lease) => lease,
                 Err(e) => return self.fail(client, ProxyError::Connect(e), after_error),
             };
-            let conn = lease.conn();
+            let (conn, place) = lease.parts();
             let (sent, reused) = (Instant::now(), conn.reused);
-            let attempt = self.attempt(conn, &request, &mut outgoing, client, &mut scratch, false);
+            let attempt = self.attempt(
+                conn,
+                Some(place),
+                &request,
+                &mut outgoing,
+                client,
+                &mut scratch,
+            );
             if attempt.is_ok() {
                 client.trace.upstream = Some(upstream_time(sent, reused));
             }
@@ -192,7 +203,7 @@ impl Proxy {
                     }
                     located
                 }
-                Err(Attempt::Stale(e)) if conn.reused && !retried && may_resend => {
+                Err(Attempt::Stale(e)) if reused && !retried && may_resend => {
                     crate::log!(
                         2,
                         "pooled connection to the API server was closed ({e}); retrying"
@@ -304,11 +315,11 @@ impl Proxy {
         let sent = Instant::now();
         let attempt = self.attempt(
             &mut conn,
+            None,
             &request,
             &mut outgoing,
             client,
             &mut scratch,
-            true,
         );
         if attempt.is_ok() {
             client.trace.upstream = Some(upstream_time(sent, false));
@@ -376,14 +387,18 @@ impl Proxy {
 
     /// Writes the request and reads the response head; returns where the head is
     /// and its status code.
+    ///
+    /// `place` is the connection's place among the pool's counted ones, which a
+    /// streamed request body or a slow answer gives up (see [`Place::detach`]);
+    /// `None` for an upgrade's connection, which has none.
     fn attempt(
         &self,
         conn: &mut Connection,
+        mut place: Option<&mut Place>,
         request: &Request,
         outgoing: &mut Outgoing,
         client: &mut Client,
         scratch: &mut Vec<u8>,
-        upgrade: bool,
     ) -> Result<(Located, u16), Attempt> {
         let end = HeadEnd::new(outgoing.framing());
         let token = request.token.as_ref();
@@ -400,6 +415,11 @@ impl Proxy {
             kind, prefix, rest, ..
         } = outgoing
         {
+            // A body that comes as fast as its client sends it: however slow
+            // that is, other requests must not wait behind it.
+            if let Some(place) = place.as_deref_mut() {
+                place.detach();
+            }
             let encoding = match kind {
                 BodyKind::Chunked => Encoding::Chunked,
                 _ => Encoding::Identity,
@@ -420,7 +440,13 @@ impl Proxy {
                 Err(CopyError::Write(e)) => return Err(Attempt::Failed(ProxyError::Upstream(e))),
             }
         }
-        read_response_head(conn, client.reader.get_ref(), scratch, upgrade)
+        read_response_head(
+            conn,
+            client.reader.get_ref(),
+            scratch,
+            request.upgrade,
+            place,
+        )
     }
 
     /// Streams the response to the client, then gives the connection back to
@@ -507,6 +533,13 @@ impl Proxy {
         if head_written.is_err() {
             return (Answer::new(code, 0, Next::Close), false);
         }
+        // A long answer (a large list, a stream it did not announce) is as slow
+        // as its client reads it: it stops counting against the pool's limit.
+        if is_long(kind) {
+            if let Some(place) = place.as_deref_mut() {
+                place.detach();
+            }
+        }
         // While the API server is quiet (a watch between events), reads wake now
         // and then to look at the client: if it has gone, stop and free the connection.
         let mut body = BodyReader::new(&mut conn.transport, kind);
@@ -550,11 +583,15 @@ impl Proxy {
 ///
 /// While the API server thinks (reads wake every [`crate::upstream::READ_WAKE`]), a
 /// client that has gone ends the wait.
+/// An answer slower than a read's wake-up gives up its place among the
+/// pool's counted connections (`place`), so that requests behind it do not
+/// wait for it.
 fn read_response_head(
     conn: &mut Connection,
     client: &Stream,
     buf: &mut Vec<u8>,
     upgrade: bool,
+    mut place: Option<&mut Place>,
 ) -> Result<(Located, u16), Attempt> {
     buf.clear();
     loop {
@@ -563,6 +600,9 @@ fn read_response_head(
             Err(HeadError::Io(e)) if body::is_timeout(&e) => {
                 if client.is_gone() {
                     return Err(Attempt::ClientGone);
+                }
+                if let Some(place) = place.as_deref_mut() {
+                    place.detach();
                 }
                 continue;
             }
@@ -590,6 +630,17 @@ fn read_response_head(
             }
             _ => return Ok((located, code)),
         }
+    }
+}
+
+/// Whether an answer's body is longer than a client's socket takes at once
+/// (more than [`LONG_ANSWER`], or of a length not given), so that a client
+/// reading it slowly could hold its connection long.
+fn is_long(kind: BodyKind) -> bool {
+    match kind {
+        BodyKind::Empty => false,
+        BodyKind::Length(n) => n > LONG_ANSWER,
+        _ => true,
     }
 }
 

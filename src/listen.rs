@@ -118,10 +118,16 @@ pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Binds a unix socket readable only by its owner (kubectl: umask 0077), after
-/// removing a stale socket left by an earlier run.
+/// Binds a unix socket that only its owner can use, after checking that what
+/// is at `path` (if anything) is a stale socket of an earlier run. kubectl sets
+/// umask 0077 around its bind; a umask is the whole process's, so kproxy binds
+/// in a directory of its own beside `path` instead (mode 0700: no one else can
+/// reach the socket there, or swap it for a symlink), sets the socket's mode
+/// there, listens, and renames it into place: it appears at `path` with its
+/// final mode, and the rename replaces a stale socket without following a
+/// symlink.
 fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(io::Error::new(
@@ -132,13 +138,33 @@ fn bind_unix(path: &Path) -> io::Result<UnixListener> {
                 ),
             ));
         }
-        std::fs::remove_file(path)?;
     }
-    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-    socket.bind(&SockAddr::unix(path)?)?;
-    socket.listen(backlog())?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-    Ok(UnixListener::from(std::os::fd::OwnedFd::from(socket)))
+    let parent = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    // A name no one can guess ahead (as PID 1, the pid alone repeats): created
+    // here, so it is ours, and its mode is 0700 or less, whatever the umask.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let private = parent.join(format!(
+        ".kproxy-{}-{nanos:09}.socket.d",
+        std::process::id()
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let staged = private.join("socket");
+    let bound = (|| {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        socket.bind(&SockAddr::unix(&staged)?)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o700))?;
+        socket.listen(backlog())?;
+        std::fs::rename(&staged, path)?;
+        Ok(UnixListener::from(std::os::fd::OwnedFd::from(socket)))
+    })();
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&private);
+    bound
 }
 
 /// Shared between the accept loop, connection threads and the signal handler.

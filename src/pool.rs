@@ -2,10 +2,19 @@
 //! made a few at a time, lent in turn.
 //!
 //! HTTP/1.1 needs a connection per request in flight, but not one per client.
-//! Ordinary requests share at most `limit` connections (lent, idle and being
-//! made, together); a request that finds none free waits its turn, first come
-//! first served, as Go's transport does with `MaxConnsPerHost`. So one sidecar
-//! costs the API server at most `limit` connections, however many clients burst.
+//! Ordinary requests share `limit` connections (lent, idle and being made,
+//! together); a request that finds none free waits its turn, first come first
+//! served, as Go's transport does with `MaxConnsPerHost`. So a burst of clients
+//! costs the API server `limit` connections, however many there are.
+//!
+//! The limit is for bursts of short requests, not a queue behind slow ones: a
+//! request that has waited [`OVERFLOW_AFTER`] (far longer than a burst's turns
+//! take) also asks the dialers for a connection of its own, and takes whichever
+//! comes first. An answer that turns out slow or long stops counting (see
+//! [`Place::detach`]). So slow answers and slow readers, however many, never
+//! keep another client's request waiting; what bounds them is what bounds
+//! watches: `--max-connections` and the memory budget. A connection made past
+//! the limit serves one exchange and is closed, unless the pool has room.
 //!
 //! New connections are made by [`DIALERS`] threads, so a burst of new clients
 //! ramps up a few handshakes at a time instead of storming the API server with
@@ -36,6 +45,11 @@ pub const DIALERS: usize = 4;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a request waits for its turn before it is answered 503.
 pub const QUEUE_WAIT: Duration = Duration::from_secs(30);
+/// How long a request waits for its turn before it also asks for a connection
+/// of its own. A cold burst of 256 clients is served in turns of about 30 ms at
+/// the 99th percentile (README "Measured"), so a burst never gets here; a
+/// request stuck behind slow answers does, and is answered within a second.
+pub const OVERFLOW_AFTER: Duration = Duration::from_millis(250);
 /// How often the dialers look for idle connections to close.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Stack of a dialer thread: a handshake with an RSA-4096 certificate fits
@@ -78,8 +92,9 @@ type Delivery = Result<Lease, ConnectError>;
 enum Job {
     /// For whoever is first in the queue when it is ready.
     Queue,
-    /// For one request of its own (a stream or a tunnel), not counted.
-    Own(SyncSender<Delivery>),
+    /// For one request of its own (a stream, a tunnel, or a waiter past
+    /// [`OVERFLOW_AFTER`], whose id it carries), not counted.
+    Own(SyncSender<Delivery>, Option<u64>),
 }
 
 /// A connection lent for one exchange. Dropped without [`Lease::give_back`],
@@ -133,11 +148,15 @@ impl Pool {
                 None => {
                     let id = state.next_waiter;
                     state.next_waiter += 1;
-                    let (deliver, delivery) = sync_channel(1);
-                    state.queue.push_back(Waiter { id, deliver });
+                    // Room for its turn and a connection of its own, should both come.
+                    let (deliver, delivery) = sync_channel(2);
+                    state.queue.push_back(Waiter {
+                        id,
+                        deliver: deliver.clone(),
+                    });
                     self.shared.dial_for_queue(&mut state);
                     drop(state);
-                    self.wait_turn(id, &delivery)?
+                    self.wait_turn(id, deliver, &delivery)?
                 }
             };
             if let Some(lease) = lease.usable() {
@@ -146,15 +165,41 @@ impl Pool {
         }
     }
 
-    fn wait_turn(&self, id: u64, delivery: &Receiver<Delivery>) -> Result<Lease, ConnectError> {
-        if let Ok(delivered) = delivery.recv_timeout(QUEUE_WAIT) {
-            return delivered;
+    /// Waits for a connection: its turn in the queue, or past [`OVERFLOW_AFTER`]
+    /// one of its own too, whichever comes first; the other goes back to the
+    /// pool. After [`QUEUE_WAIT`] without either, `Busy`.
+    fn wait_turn(
+        &self,
+        id: u64,
+        deliver: SyncSender<Delivery>,
+        delivery: &Receiver<Delivery>,
+    ) -> Result<Lease, ConnectError> {
+        let mut got = delivery.recv_timeout(OVERFLOW_AFTER).ok();
+        if got.is_none() {
+            let mut state = self.shared.lock();
+            state.jobs.push_back(Job::Own(deliver, Some(id)));
+            self.shared.work.notify_one();
+            drop(state);
+            got = delivery.recv_timeout(QUEUE_WAIT - OVERFLOW_AFTER).ok();
         }
+        // No longer waiting: out of the queue, and a dial for it not yet begun
+        // is called off.
         let mut state = self.shared.lock();
         state.queue.retain(|waiter| waiter.id != id);
+        state
+            .jobs
+            .retain(|job| !matches!(job, Job::Own(_, Some(waiter)) if *waiter == id));
         drop(state);
-        // A connection may have been handed over just as the wait ended.
-        delivery.try_recv().unwrap_or(Err(ConnectError::Busy {
+        // Something may have come just as the wait ended; one is used, the
+        // rest go back to the pool.
+        while let Ok(more) = delivery.try_recv() {
+            match (&got, more) {
+                (None, more) => got = Some(more),
+                (Some(_), Ok(spare)) => spare.give_back(),
+                (Some(_), Err(_)) => {}
+            }
+        }
+        got.unwrap_or(Err(ConnectError::Busy {
             limit: self.shared.limit,
             waited: QUEUE_WAIT,
         }))
@@ -184,7 +229,7 @@ impl Pool {
     fn made_for_me(&self) -> Result<Lease, ConnectError> {
         let (deliver, delivery) = sync_channel(1);
         let mut state = self.shared.lock();
-        state.jobs.push_back(Job::Own(deliver));
+        state.jobs.push_back(Job::Own(deliver, None));
         self.shared.work.notify_one();
         drop(state);
         // A dial ends within the connect and handshake timeouts; should the
@@ -260,10 +305,15 @@ impl Shared {
             };
             let made = self.dialer.connect();
             match job {
-                Job::Own(deliver) => {
+                Job::Own(deliver, _) => {
                     let lease = made.map(|conn| Lease::new(&self, conn, false));
-                    // If the request gave up, the connection is closed here.
-                    let _ = deliver.try_send(lease);
+                    // If the request has gone (or took another), the pool may
+                    // keep it; else it is closed.
+                    if let Err(refused) = deliver.try_send(lease) {
+                        if let Ok(lease) = into_delivery(refused) {
+                            lease.give_back();
+                        }
+                    }
                 }
                 Job::Queue => {
                     let mut state = self.lock();
@@ -310,10 +360,14 @@ impl State {
     }
 }
 
-fn into_delivered(refused: std::sync::mpsc::TrySendError<Delivery>) -> Lease {
+fn into_delivery(refused: std::sync::mpsc::TrySendError<Delivery>) -> Delivery {
     let (std::sync::mpsc::TrySendError::Full(delivery)
     | std::sync::mpsc::TrySendError::Disconnected(delivery)) = refused;
-    match delivery {
+    delivery
+}
+
+fn into_delivered(refused: std::sync::mpsc::TrySendError<Delivery>) -> Lease {
+    match into_delivery(refused) {
         Ok(lease) => lease,
         Err(_) => unreachable!("only connections are handed on"),
     }

@@ -5,7 +5,7 @@
 //! keeps the client's escaping (kubectl does the same), and is only forwarded
 //! when it is canonical, so the filter judged exactly that path (see [`crate::path`]).
 
-use crate::filter::{host_without_port, Filter, Refusal};
+use crate::filter::{host_without_port, Browser, Filter, Refusal};
 use crate::http::request::RequestHead;
 use crate::http::response::LocalResponse;
 use crate::path::{canonical, PathError};
@@ -62,11 +62,11 @@ impl Router {
                 return Err(response);
             }
         };
-        let origin = request_origin(head)?;
+        let browser = browser(head)?;
         if let Some(filter) = &self.filter {
             filter
-                .admits_client(host, origin)
-                .map_err(|why| refuse(filter, head, why, host, origin, head.path()))?;
+                .admits_client(host, &browser)
+                .map_err(|why| refuse(filter, head, why, host, &browser, head.path()))?;
         }
         if head.path() == ALIVE_PATH && head.method == "GET" {
             return Ok(Route::Alive);
@@ -96,8 +96,8 @@ impl Router {
                 }
             };
             filter
-                .check(head.method, &path, host, origin)
-                .map_err(|why| refuse(filter, head, why, host, origin, path.as_str()))?;
+                .check(head.method, &path, host, &browser)
+                .map_err(|why| refuse(filter, head, why, host, &browser, path.as_str()))?;
         }
         Ok(Route::Forward(target))
     }
@@ -150,14 +150,15 @@ fn refuse(
     head: &RequestHead,
     why: Refusal,
     host: &str,
-    origin: Option<&str>,
+    browser: &Browser,
     path: &str,
 ) -> LocalResponse {
     let judged = match why {
         Refusal::RejectedPath | Refusal::PathNotAccepted => path,
         Refusal::RejectedMethod => head.method,
         Refusal::HostNotAccepted => host,
-        Refusal::OriginNotAccepted => origin.unwrap_or_default(),
+        Refusal::OriginNotAccepted => browser.origin.unwrap_or_default(),
+        Refusal::OtherSite => browser.fetch_site.unwrap_or_default(),
     };
     let message = filter.explain(&why, judged);
     crate::log!(
@@ -192,15 +193,26 @@ fn request_host<'h>(head: &RequestHead<'h>) -> Result<&'h str, LocalResponse> {
     host_without_port(authority.trim()).ok_or_else(|| bad_request("bad Host header"))
 }
 
-/// The browser origin the request comes from, if any. More than one `Origin`
-/// field is not something a browser sends: refused rather than guessed.
-fn request_origin<'h>(head: &RequestHead<'h>) -> Result<Option<&'h str>, LocalResponse> {
-    let mut origins = head.headers.get_all("Origin");
-    let (first, second) = (origins.next(), origins.next());
+/// What the request's browser headers say of the page it comes from, if any.
+/// More than one of a field is not something a browser sends: refused rather
+/// than guessed.
+fn browser<'h>(head: &RequestHead<'h>) -> Result<Browser<'h>, LocalResponse> {
+    Ok(Browser {
+        origin: single(head, "Origin")?,
+        fetch_site: single(head, "Sec-Fetch-Site")?,
+        referer: single(head, "Referer")?,
+    })
+}
+
+fn single<'h>(head: &RequestHead<'h>, name: &str) -> Result<Option<&'h str>, LocalResponse> {
+    let mut values = head.headers.get_all(name);
+    let (first, second) = (values.next(), values.next());
     if second.is_some() {
-        return Err(bad_request("more than one Origin header"));
+        return Err(bad_request(&format!("more than one {name} header")));
     }
     first
-        .map(|value| std::str::from_utf8(value).map_err(|_| bad_request("bad Origin header")))
+        .map(|value| {
+            std::str::from_utf8(value).map_err(|_| bad_request(&format!("bad {name} header")))
+        })
         .transpose()
 }

@@ -189,8 +189,8 @@ impl std::fmt::Display for ConnectError {
             ConnectError::Tls(e) => write!(f, "TLS handshake with the API server failed: {e}"),
             ConnectError::Busy { limit, waited } => write!(
                 f,
-                "all {limit} connections to the API server stayed busy for {}s \
-                 (--max-upstream-connections); try again",
+                "no connection to the API server within {}s: all {limit} were busy \
+                 (--max-upstream-connections) and no new one was made; try again",
                 waited.as_secs()
             ),
         }

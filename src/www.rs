@@ -2,14 +2,20 @@
 //! serves them with Go's `http.FileServer`, and never anything outside DIR.
 //!
 //! The path arrives canonical and percent-decoded (no `.` or `..` segments: those
-//! were answered 301 before, see [`crate::path`]); the file it names is resolved
-//! with symlinks followed and must still lie inside DIR, so a link pointing out
-//! is a 404 like a missing file. A directory serves its `index.html`, and is
-//! otherwise refused: unlike Go, no listing of what DIR holds. Files stream to
-//! the client; only GET and HEAD are served.
+//! were answered 301 before, see [`crate::path`]); the file it names, and a
+//! directory's `index.html`, are resolved with symlinks followed and must
+//! still lie inside DIR, so a link pointing out is a 404 like a missing file.
+//! Only a regular file is served: it is opened without blocking (a FIFO's
+//! open would wait for a writer, and hold the connection's thread) and checked
+//! as opened, where it really is included, so a name swapped for something
+//! else after the checks is a 404 too. A directory without an `index.html` is
+//! refused: unlike Go, no listing of what DIR holds. Files stream to the
+//! client; only GET and HEAD are served.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::http::response::{reason, LocalResponse};
@@ -56,20 +62,16 @@ impl StaticFiles {
         let Ok(real) = self.dir.join(relative).canonicalize() else {
             return not_found();
         };
-        if !real.starts_with(&self.dir) {
-            crate::log!(
-                3,
-                "--www: {path} leads outside {}: refused",
-                self.dir.display()
-            );
+        if !self.holds(&real, path) {
             return not_found();
         }
         let file = match real.is_dir() {
             false => real,
             true if !path.ends_with('/') => return Found::AddSlash,
-            true => match real.join("index.html") {
-                index if index.is_file() => index,
-                _ => {
+            true => match real.join("index.html").canonicalize() {
+                Ok(index) if self.holds(&index, path) => index,
+                Ok(_) => return not_found(),
+                Err(_) => {
                     return Found::Refused(LocalResponse::text(
                         403,
                         "kproxy does not list directories",
@@ -77,10 +79,51 @@ impl StaticFiles {
                 }
             },
         };
-        match File::open(&file).and_then(|f| Ok((f.metadata()?.len(), f))) {
-            Ok((len, f)) => Found::File(f, len, content_type(&file)),
-            Err(_) => not_found(),
+        match self.open_regular(&file) {
+            Some((f, len)) => Found::File(f, len, content_type(&file)),
+            None => not_found(),
         }
+    }
+
+    /// Whether `real` (symlinks resolved) lies inside the directory.
+    fn holds(&self, real: &Path, asked: &str) -> bool {
+        let inside = real.starts_with(&self.dir);
+        if !inside {
+            crate::log!(
+                3,
+                "--www: {asked} leads outside {}: refused",
+                self.dir.display()
+            );
+        }
+        inside
+    }
+
+    /// Opens `path` if it is a regular file inside the directory, as opened:
+    /// without blocking on a FIFO or a device, checked with fstat, and where
+    /// the descriptor really points (/proc/self/fd), so that a path component
+    /// replaced by a symlink since the checks above cannot lead outside.
+    fn open_regular(&self, path: &Path) -> Option<(File, u64)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() {
+            crate::log!(
+                3,
+                "--www: {} is not a regular file: refused",
+                path.display()
+            );
+            return None;
+        }
+        let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        if let Ok(opened) = opened {
+            if !self.holds(&opened, &path.display().to_string()) {
+                return None;
+            }
+        }
+        Some((file, meta.len()))
     }
 }
 

@@ -194,7 +194,10 @@ fn the_index_holds_one_small_labelled_image_per_architecture() {
             &["-c", &format!("gzip -dc {} | wc -c", layer.display())],
         );
         let unpacked: u64 = unpacked.trim().parse().unwrap();
-        assert!(unpacked <= BUDGET, "{arch} image is {unpacked} bytes, over {BUDGET}");
+        assert!(
+            unpacked <= BUDGET,
+            "{arch} image is {unpacked} bytes, over {BUDGET}"
+        );
     }
 }
 

@@ -20,6 +20,14 @@ use support::*;
 
 /// kproxy's default `--max-connections`.
 const CONNECTIONS: usize = 256;
+
+/// The tests here take turns: each measures a kproxy under load, and the
+/// machine has two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
 /// How large each client makes its request.
 #[derive(Clone, Copy, Debug)]
 enum Size {
@@ -195,6 +203,7 @@ fn manifest_limit_kib() -> u64 {
 
 #[test]
 fn hostile_clients_at_the_connection_cap_stay_under_the_memory_limit() {
+    let _turn = one_at_a_time();
     let bin = static_binary();
     let limit = manifest_limit_kib();
     let fake = FakeApiServer::start();
@@ -249,6 +258,75 @@ fn hostile_clients_at_the_connection_cap_stay_under_the_memory_limit() {
             }
             drop(conns);
         }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
+/// Slow neighbours: clients whose answers come slowly, or who read them
+/// slowly, however many, never keep another client's request waiting. The
+/// sidecar's neighbour may be hostile (`pods/NAME:PORT/proxy/` to a pod it runs
+/// is an answer the API server never finishes; `/openapi/v2` is 16 MiB any
+/// account may read): another client's `GET /api` is answered within a
+/// second, and memory stays under the manifests' limit.
+#[test]
+fn slow_answers_and_slow_readers_keep_no_one_waiting() {
+    let _turn = one_at_a_time();
+    let bin = static_binary();
+    let limit = manifest_limit_kib();
+    let fake = FakeApiServer::start();
+    let mut failures = Vec::new();
+    println!("| neighbours | another client's GET /api | RSS MiB | peak MiB |");
+    println!("|---|---|---|---|");
+    for (what, count, line) in [
+        ("slow answers", 32, "GET /slow?ms=60000 HTTP/1.1"),
+        ("slow answers", 200, "GET /slow?ms=60000 HTTP/1.1"),
+        (
+            "slow readers of 16 MiB",
+            32,
+            "GET /bytes?n=16777216 HTTP/1.1",
+        ),
+    ] {
+        let proxy = Kproxy::in_cluster_binary(&bin, &fake, &[]);
+        let pid = proxy.child.id();
+        let before = fake.requests().len();
+        let neighbours: Vec<TcpStream> = (0..count)
+            .map(|_| {
+                let mut conn = TcpStream::connect(&proxy.addr).unwrap();
+                write!(conn, "{line}\r\nHost: localhost\r\n\r\n").unwrap();
+                conn
+            })
+            .collect();
+        // Every neighbour's request has reached the API server; a slow reader
+        // has its first 4 KiB, and reads no more.
+        wait_for(|| (fake.requests().len() >= before + count).then_some(()));
+        for mut conn in &neighbours {
+            if line.contains("bytes") {
+                let mut first = [0u8; 4096];
+                std::io::Read::read_exact(&mut conn, &mut first).unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let status = curl_status(&proxy.url("/api"), &[]);
+        let took = started.elapsed();
+        let (rss, peak) = settled_memory(pid);
+        println!(
+            "| {count} {what} | {status} in {} ms | {:.1} | {:.1} |",
+            took.as_millis(),
+            rss as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+        if status != 200 || took >= Duration::from_secs(1) {
+            failures.push(format!(
+                "{count} {what}: GET /api got {status} after {took:?}"
+            ));
+        }
+        if peak >= limit {
+            failures.push(format!(
+                "{count} {what}: peak {peak} KiB >= limit {limit} KiB"
+            ));
+        }
+        drop(neighbours);
     }
     assert!(failures.is_empty(), "{failures:?}");
 }

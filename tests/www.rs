@@ -172,3 +172,42 @@ fn the_prefix_is_kubectls_flag() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("--www /nonexistent/dir"), "{stderr}");
 }
+
+/// In a Pod, DIR is often a volume another container writes: what it puts
+/// there may be a symlink out, or a FIFO.
+#[test]
+fn only_regular_files_inside_the_directory_are_served_the_index_too() {
+    let fake = FakeApiServer::start();
+    let (root, dir) = site();
+    let site = root.join("site");
+    // A directory whose index.html leads out of DIR.
+    std::fs::create_dir_all(site.join("leak")).unwrap();
+    std::os::unix::fs::symlink(root.join("secret.txt"), site.join("leak/index.html")).unwrap();
+    // FIFOs, which an open() for reading would wait on for a writer.
+    for fifo in ["pipe.txt", "piped/index.html"] {
+        std::fs::create_dir_all(site.join(fifo).parent().unwrap()).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(site.join(fifo))
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    let proxy = Kproxy::in_cluster(&fake, &["--www", &dir, "--max-connections", "4"]);
+    let (code, _, body) = fetch(&proxy, "GET", "/static/leak/");
+    assert_eq!(code, 404, "{body}");
+    assert!(!body.contains("SECRET"), "{body}");
+    // Four clients at the FIFOs, as many as --max-connections: each is
+    // answered at once, and the next client is served.
+    let started = std::time::Instant::now();
+    for path in [
+        "/static/pipe.txt",
+        "/static/piped/",
+        "/static/pipe.txt",
+        "/static/piped/",
+    ] {
+        assert_eq!(fetch(&proxy, "GET", path).0, 404, "{path}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(fetch(&proxy, "GET", "/static/hello.txt").0, 200);
+    assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
+}

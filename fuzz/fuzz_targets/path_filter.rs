@@ -5,7 +5,7 @@
 #![no_main]
 
 use kproxy::cli;
-use kproxy::filter::{Filter, Patterns, Refusal};
+use kproxy::filter::{Browser, Filter, Patterns, Refusal};
 use kproxy::path::{canonical, PathError};
 use libfuzzer_sys::fuzz_target;
 
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let inner = normal.trim_end_matches('/');
     assert!(!inner.contains("//") && !inner.contains("/./") && !inner.contains("/../"));
     assert!(!inner.ends_with("/.") && !inner.ends_with("/.."));
-    let verdict = filter.check("POST", &judged, "localhost", None);
+    let verdict = filter.check("POST", &judged, "localhost", &Browser::default());
     let segments: Vec<&str> = normal.split('/').collect();
     let is_exec = segments.len() >= 6
         && segments[1] == "api"

@@ -3,13 +3,17 @@
 //!
 //! It is meant to listen on the Pod's IP, where anything in the cluster network
 //! can reach it, so it is hardened as the proxy port is and more: heads up to
-//! 8 KiB, the proxy's `--header-timeout` from connecting to the head's end,
-//! one request per connection, at most [`MAX_SCRAPERS`] connections at
-//! once (more get a fast 503). Its answer holds counters only (see [`super`]).
+//! 8 KiB, sent within [`HEAD_TIMEOUT`] of connecting (a scraper sends its head
+//! at once), one request per connection, at most [`MAX_SCRAPERS`] connections
+//! at once. When all are taken, a new connection takes the place of the
+//! oldest one still sending its head: a few silent connections cannot keep a
+//! scraper out, since each scrape is the newest. (All of them past their head,
+//! being answered: a fast 503.) Its answer holds counters only (see [`super`]).
 
 use std::io::{self, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -25,43 +29,87 @@ use crate::stream::Stream;
 pub const MAX_SCRAPERS: usize = 8;
 /// A scrape's head is a few hundred bytes.
 const MAX_HEAD: usize = 8 * 1024;
+/// A scraper's head comes in one packet as soon as it has connected; this
+/// leaves room for a slow network (`--header-timeout`, if shorter, applies).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// Each scrape's thread formats the answer in a String; its stack stays small.
 const THREAD_STACK: usize = 64 * 1024;
 
 /// Binds `addr` and serves scrapes on a thread of its own; returns the address
 /// bound (the real port when 0 was asked).
-pub fn start(addr: SocketAddr, head_timeout: Duration) -> io::Result<SocketAddr> {
+pub fn start(addr: SocketAddr, header_timeout: Duration) -> io::Result<SocketAddr> {
     let listener = crate::listen::bind_tcp(addr)?;
     let bound = listener.local_addr()?;
+    let head_timeout = header_timeout.min(HEAD_TIMEOUT);
     thread::Builder::new()
         .name("metrics".into())
         .spawn(move || accept_loop(&listener, head_timeout))?;
     Ok(bound)
 }
 
-static SCRAPERS: AtomicUsize = AtomicUsize::new(0);
+/// The connections being served, oldest first.
+#[derive(Default)]
+struct Slots {
+    taken: Mutex<Vec<Taken>>,
+    next: std::sync::atomic::AtomicU64,
+}
 
-/// One scraper being served, counted until it drops.
-struct Slot;
+struct Taken {
+    id: u64,
+    /// A handle on the connection, to end it when a newer one needs its place.
+    stream: Stream,
+    /// Set once its head is in: from then on it is being answered, not evicted.
+    answering: Arc<AtomicBool>,
+}
 
-impl Slot {
-    fn take() -> Option<Slot> {
-        let taken = SCRAPERS.fetch_add(1, Ordering::SeqCst);
-        if taken >= MAX_SCRAPERS {
-            SCRAPERS.fetch_sub(1, Ordering::SeqCst);
-            return None;
+/// One connection's place, given up when it drops.
+struct Slot {
+    slots: Arc<Slots>,
+    id: u64,
+    answering: Arc<AtomicBool>,
+}
+
+impl Slots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Taken>> {
+        self.taken.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place for `stream`: a free one, or the place of the oldest connection
+    /// still sending its head, which is ended. `None` when every place is
+    /// being answered.
+    fn take(self: &Arc<Self>, stream: &Stream) -> Option<Slot> {
+        let handle = stream.try_clone().ok()?;
+        let mut taken = self.lock();
+        if taken.len() >= MAX_SCRAPERS {
+            let oldest = taken
+                .iter()
+                .position(|t| !t.answering.load(Ordering::SeqCst))?;
+            let evicted = taken.remove(oldest);
+            evicted.stream.shutdown(std::net::Shutdown::Both);
         }
-        Some(Slot)
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        let answering = Arc::new(AtomicBool::new(false));
+        taken.push(Taken {
+            id,
+            stream: handle,
+            answering: answering.clone(),
+        });
+        Some(Slot {
+            slots: self.clone(),
+            id,
+            answering,
+        })
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        SCRAPERS.fetch_sub(1, Ordering::SeqCst);
+        self.slots.lock().retain(|t| t.id != self.id);
     }
 }
 
 fn accept_loop(listener: &TcpListener, head_timeout: Duration) {
+    let slots = Arc::new(Slots::default());
     loop {
         let tcp = match listener.accept() {
             Ok((tcp, _)) => tcp,
@@ -72,7 +120,7 @@ fn accept_loop(listener: &TcpListener, head_timeout: Duration) {
             }
         };
         let mut stream = Stream::Tcp(tcp);
-        let Some(slot) = Slot::take() else {
+        let Some(slot) = slots.take(&stream) else {
             let busy = LocalResponse::text(503, "too many scrapes at once; try again");
             let _ = busy.write_to(&mut stream, false);
             stream.drain_pending();
@@ -80,10 +128,7 @@ fn accept_loop(listener: &TcpListener, head_timeout: Duration) {
         };
         let spawned = thread::Builder::new()
             .stack_size(THREAD_STACK)
-            .spawn(move || {
-                let _slot = slot;
-                serve(stream, head_timeout);
-            });
+            .spawn(move || serve(stream, head_timeout, slot));
         if spawned.is_err() {
             thread::sleep(Duration::from_millis(100));
         }
@@ -108,7 +153,7 @@ impl HeadPolicy for Limits {
     }
 }
 
-fn serve(stream: Stream, head_timeout: Duration) {
+fn serve(stream: Stream, head_timeout: Duration, slot: Slot) {
     stream.set_read_wake();
     stream.set_write_timeout(Some(head_timeout));
     let Ok(mut writer) = stream.try_clone() else {
@@ -129,6 +174,7 @@ fn serve(stream: Stream, head_timeout: Duration) {
             other => break other,
         }
     };
+    slot.answering.store(true, Ordering::SeqCst);
     let response = match located {
         Ok(Some(located)) => {
             let head = match &located {
