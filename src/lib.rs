@@ -8,56 +8,53 @@
 //! server over pooled TLS connections (rustls with ring), with the Pod's
 //! service-account token added; responses stream back piece by piece.
 //!
-//! The modules follow a request's life:
-//! - [`cli`] and [`config`]: flags, environment and files become a [`config::Config`];
-//! - [`credentials`] and [`tls`]: the token and the TLS settings;
-//! - [`listen`]: accept loop, threads, graceful shutdown;
-//! - [`proxy`]: one client connection, request by request;
-//! - [`forward`]: one exchange with the API server, and [`budget`], what large ones may hold;
-//! - [`route`], [`path`] and [`filter`]: where a request may go: the canonical
-//!   path, kubectl's accept/reject rules;
-//! - [`http`]: heads, bodies and header rules;
-//! - [`upstream`]: the connection pool to the API server;
-//! - [`error`] and [`refusal`]: what the client sees when something fails, and why;
-//! - [`metrics`] and [`log`]: what an operator sees (`--metrics-address`, `--log-format`).
+//! # Layers
+//! Each module imports only from its own layer and the layers below
+//! (tests/layers.rs holds it so):
+//!
+//! - [`edges`]: where kproxy meets the world: [`edges::cli`] (flags),
+//!   [`edges::config`] (kubeconfig, environment, files: a validated
+//!   [`edges::config::Config`]), [`edges::listen`] (accept loop, threads,
+//!   graceful shutdown, and the metrics port), [`edges::signals`],
+//!   [`edges::check`] (the `kproxy check` probe); and [`run`], which wires the
+//!   layers together.
+//! - [`proxy`]: one client connection, request by request: head, route,
+//!   exchange, log and count.
+//! - [`pipeline`]: one request: [`pipeline::route`] (where it may go: the
+//!   canonical path, kubectl's filter, without I/O), [`pipeline::exchange`]
+//!   (to the API server and back), [`pipeline::www`] (`--www` files).
+//! - [`services`]: [`services::upstream`] (dialing, the shared pool, the
+//!   transport, tunnels), [`services::credentials`] (token, token file, basic,
+//!   exec plugins, impersonation), [`services::tls`] (CA and client
+//!   certificate, reloaded), [`services::metrics`] (the counters every layer
+//!   above writes to, and their text format).
+//! - [`leaves`]: [`leaves::http`] (heads, bodies, header rules, refusal
+//!   reasons), [`leaves::yaml`], [`leaves::base64`], [`leaves::json`],
+//!   [`leaves::log`], [`leaves::budget`] (memory for large requests),
+//!   [`leaves::path`] (the canonical path), [`leaves::socket`] (a client's
+//!   TCP or unix socket), [`leaves::secret`].
 
-pub mod base64;
-pub mod budget;
-pub mod check;
-pub mod cli;
-pub mod config;
-pub mod credentials;
-pub mod error;
-pub mod filter;
-pub mod forward;
-pub mod http;
-pub mod listen;
-pub mod log;
-pub mod metrics;
-pub mod path;
-pub mod pool;
+pub mod edges;
+pub mod leaves;
+pub mod pipeline;
 pub mod proxy;
-pub mod proxy_url;
-pub mod refusal;
-pub mod rewrite;
-pub mod route;
-pub mod signals;
-pub mod stream;
-pub mod tls;
-pub mod tunnel;
-pub mod upstream;
-pub mod www;
+pub mod services;
 
 use std::io::Write;
 use std::sync::Arc;
 
-use config::Config;
-use listen::{Listener, Shutdown};
+use edges::config::Config;
+use edges::listen::{Listener, Shutdown};
+use leaves::budget::Budget;
+use leaves::log;
+use pipeline::exchange::Shared;
+use pipeline::route::Router;
 use proxy::Proxy;
-use upstream::Upstream;
+use services::metrics;
+use services::upstream::{Pool, Upstream};
 
 /// Memory that all connections together may hold for large request heads and
-/// kept bodies (see [`budget`]): room for about 30 of the largest at once,
+/// kept bodies (see [`leaves::budget`]): room for about 30 of the largest at once,
 /// far more than a sidecar's clients send, and little enough that hostile
 /// clients filling it cannot push kproxy past its memory limit (tests/memory.rs).
 pub const LARGE_REQUEST_BUDGET: usize = 4 << 20;
@@ -79,20 +76,28 @@ pub fn run(
     }
     let listener = Arc::new(Listener::bind(&config.listen)?);
     if let Some(addr) = config.metrics {
-        let bound = metrics::listener::start(addr, config.timeouts.header)
+        let bound = edges::listen::metrics_server::start(addr, config.timeouts.header)
             .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics-address {addr}: {e}")))?;
         log!(1, "serving metrics on http://{bound}/metrics");
     }
+    let (upstream, credentials) = config.upstream.into_parts();
     let proxy = Arc::new(Proxy {
-        upstream: Upstream::new(config.upstream, config.max_upstream_connections),
-        router: route::Router {
+        router: Router {
             filter: config.filter,
             api_prefix: config.api_prefix,
             www: config.www,
         },
-        keepalive: config.keepalive,
-        timeouts: config.timeouts,
-        budget: budget::Budget::new(LARGE_REQUEST_BUDGET),
+        shared: Shared {
+            upstream: Upstream {
+                authority: upstream.authority,
+                path_prefix: upstream.path_prefix,
+                pool: Pool::new(upstream.dialer, config.max_upstream_connections),
+            },
+            credentials,
+            budget: Budget::new(LARGE_REQUEST_BUDGET),
+            timeouts: config.timeouts,
+            keepalive: config.keepalive,
+        },
     });
     // Signal handlers first: a script that sends SIGTERM as soon as it reads the
     // start line must get a graceful exit, not the default action's.
@@ -102,7 +107,7 @@ pub fn run(
     writeln!(stdout, "Starting to serve on {}", listener.describe())?;
     stdout.flush()?;
 
-    listen::accept_loop(&listener, &proxy, &shutdown, config.max_connections);
+    edges::listen::accept_loop(&listener, &proxy, &shutdown, config.max_connections);
     // Close the listening socket now, so new clients are refused during the drain
     // instead of waiting in the backlog (the signal handler holds only a Weak).
     if let Listener::Unix(_, path) = &*listener {

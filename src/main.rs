@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use kproxy::cli::{self, Command};
-use kproxy::config::{Config, ProcessEnv};
-use kproxy::listen::Shutdown;
+use kproxy::edges::cli::{self, Command};
+use kproxy::edges::config::{Config, ProcessEnv};
+use kproxy::edges::listen::Shutdown;
 
 fn main() -> ExitCode {
     let args = match cli::parse(std::env::args_os()) {
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Check(args)) => {
-            return match kproxy::check::run(&args) {
+            return match kproxy::edges::check::run(&args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(reason) => fail(&reason),
             }
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
                 shutdown.stop(&listener)
             }
         };
-        if let Err(e) = kproxy::signals::on_terminate(stop) {
+        if let Err(e) = kproxy::edges::signals::on_terminate(stop) {
             kproxy::warn!("cannot handle SIGTERM: {e}");
         }
     });

@@ -73,7 +73,7 @@ impl Lab {
         }
         let home = temp_dir("dialect-home");
         Lab {
-            ca_data: kproxy::base64::encode(&bundle),
+            ca_data: kproxy::leaves::base64::encode(&bundle),
             a,
             b,
             dir,

@@ -116,7 +116,7 @@ fn one_round(proxy: &Kproxy, i: usize) {
 /// dialers) remain and the open files stop changing (connections wind down on
 /// their own threads); returns that reading.
 fn settle(pid: u32) -> Footprint {
-    let long_lived = 2 + kproxy::pool::DIALERS;
+    let long_lived = 2 + kproxy::services::upstream::pool::DIALERS;
     let deadline = Instant::now() + PATIENCE;
     let mut last = footprint(pid);
     loop {
@@ -139,7 +139,11 @@ fn ten_thousand_watches_and_tunnels_leave_nothing_behind() {
         one_round(&proxy, i);
     }
     let baseline = settle(pid);
-    assert_eq!(baseline.threads, 2 + kproxy::pool::DIALERS, "settled");
+    assert_eq!(
+        baseline.threads,
+        2 + kproxy::services::upstream::pool::DIALERS,
+        "settled"
+    );
 
     let started = Instant::now();
     for i in 0..ROUNDS {

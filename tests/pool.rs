@@ -150,7 +150,7 @@ fn a_burst_of_clients_is_queued_not_dropped_and_costs_the_api_server_little() {
         0,
         "clients were dropped from a full listen queue"
     );
-    let limit = kproxy::cli::DEFAULT_MAX_UPSTREAM_CONNECTIONS;
+    let limit = kproxy::edges::cli::DEFAULT_MAX_UPSTREAM_CONNECTIONS;
     assert!(
         fake.peak_connections() <= limit,
         "{} connections at once to the API server",
@@ -213,7 +213,7 @@ fn a_request_stuck_behind_slow_ones_gets_a_connection_of_its_own() {
     let fake = FakeApiServer::start();
     let proxy = Kproxy::in_cluster(&fake, &["--max-upstream-connections=1"]);
     // Holds the one connection for 40 s.
-    let mut busy = send(
+    let busy = send(
         &proxy,
         "GET /slow?ms=40000 HTTP/1.1\r\nHost: localhost\r\n\r\n",
     );

@@ -4,8 +4,8 @@
 
 use std::io::BufReader;
 
-use kproxy::http::body::{self, BodyKind, BodyReader, Encoding};
-use kproxy::http::sink::Sink;
+use kproxy::leaves::http::body::{self, BodyKind, BodyReader, Encoding};
+use kproxy::leaves::http::sink::Sink;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

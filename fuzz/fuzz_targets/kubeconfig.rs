@@ -3,7 +3,7 @@
 //! panic, a hang or a stack overflow.
 #![no_main]
 
-use kproxy::config::kubeconfig;
+use kproxy::edges::config::kubeconfig;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

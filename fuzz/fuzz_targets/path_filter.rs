@@ -4,9 +4,9 @@
 //! spelling, a judged path naming a pod's `exec` is refused by the defaults.
 #![no_main]
 
-use kproxy::cli;
-use kproxy::filter::{Browser, Filter, Patterns, Refusal};
-use kproxy::path::{canonical, PathError};
+use kproxy::edges::cli;
+use kproxy::pipeline::route::filter::{Browser, Filter, Patterns, Refusal};
+use kproxy::leaves::path::{canonical, PathError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

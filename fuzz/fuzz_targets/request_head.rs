@@ -5,8 +5,8 @@
 
 use std::io::BufReader;
 
-use kproxy::http::body::BodyReader;
-use kproxy::http::request::RequestHead;
+use kproxy::leaves::http::body::BodyReader;
+use kproxy::leaves::http::request::RequestHead;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,8 +4,8 @@
 
 use std::io::BufReader;
 
-use kproxy::http::body::BodyReader;
-use kproxy::http::response::ResponseHead;
+use kproxy::leaves::http::body::BodyReader;
+use kproxy::leaves::http::response::ResponseHead;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

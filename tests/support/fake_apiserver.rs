@@ -40,8 +40,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kproxy::http::body::{BodyKind, BodyReader};
-use kproxy::http::request::RequestHead;
+use kproxy::leaves::http::body::{BodyKind, BodyReader};
+use kproxy::leaves::http::request::RequestHead;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -316,7 +316,7 @@ impl FakeApiServer {
 
     /// Accepts `Authorization: Basic` for this username and password.
     pub fn accept_basic(&self, username: &str, password: &str) {
-        let encoded = kproxy::base64::encode(format!("{username}:{password}").as_bytes());
+        let encoded = kproxy::leaves::base64::encode(format!("{username}:{password}").as_bytes());
         self.tokens.lock().unwrap().push(format!("Basic {encoded}"));
     }
 

@@ -1,0 +1,140 @@
+//! `kproxy check`: whether a kproxy answers on an address, for exec probes.
+//!
+//! A scratch image has no shell or curl, and the kubelet's httpGet and tcpSocket
+//! probes dial the Pod IP, which cannot reach a proxy bound to 127.0.0.1. So the
+//! binary probes itself: it asks the running kproxy for [`crate::pipeline::route::ALIVE_PATH`],
+//! which kproxy answers without the API server, and with `--ready` it also asks
+//! the API server's `/readyz` through the proxy.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+
+use crate::edges::cli::CheckArgs;
+use crate::leaves::socket::Socket;
+use crate::pipeline::route::ALIVE_PATH;
+
+/// Most bytes of an answer read: a health answer is tiny.
+const MAX_ANSWER: u64 = 64 * 1024;
+
+/// Runs the check. `Err` carries the one-line reason.
+pub fn run(args: &CheckArgs) -> Result<(), String> {
+    let (code, body) = get(args, ALIVE_PATH)?;
+    if code == 403 {
+        return Err(format!(
+            "{} refused the check (403): pass --host with a name its --accept-hosts accepts \
+             (sent Host: {})",
+            describe(args),
+            args.host
+        ));
+    }
+    if code != 200 || body.trim() != "ok" {
+        return Err(format!(
+            "{} answers, but not as kproxy does (status {code})",
+            describe(args)
+        ));
+    }
+    if args.ready {
+        let path = format!("{}/readyz", args.api_prefix.trim_end_matches('/'));
+        let (code, _) = get(args, &path)?;
+        if code != 200 {
+            return Err(format!(
+                "the API server is not ready: {path} answered {code}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn describe(args: &CheckArgs) -> String {
+    match &args.unix_socket {
+        Some(path) => path.display().to_string(),
+        None => format!("{}:{}", args.address, args.port),
+    }
+}
+
+/// One `GET` with `Connection: close`; returns the status and the body.
+fn get(args: &CheckArgs, path: &str) -> Result<(u16, String), String> {
+    if args.host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(format!("invalid --host {:?}", args.host));
+    }
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        args.host
+    );
+    let stream = match &args.unix_socket {
+        Some(socket) => UnixStream::connect(socket).map(Socket::Unix),
+        None => TcpStream::connect_timeout(&tcp_address(args)?, args.timeout).map(Socket::Tcp),
+    };
+    let stream = stream.map_err(|e| unreachable(args, &e))?;
+    stream
+        .set_timeouts(Some(args.timeout))
+        .map_err(|e| e.to_string())?;
+    let answer = exchange(stream, &request);
+    let answer =
+        answer.map_err(|e| format!("no answer from {} for {path}: {e}", describe(args)))?;
+    parse_answer(&answer).ok_or_else(|| {
+        format!(
+            "{} answered {path} with something that is not HTTP",
+            describe(args)
+        )
+    })
+}
+
+fn unreachable(args: &CheckArgs, e: &io::Error) -> String {
+    format!("nothing answers on {}: {e}", describe(args))
+}
+
+/// The address to dial: a wildcard listen address is reached on loopback.
+fn tcp_address(args: &CheckArgs) -> Result<SocketAddr, String> {
+    let host = args.address.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = host.parse().map_err(|_| {
+        format!(
+            "invalid --address {:?}: expected an IP address",
+            args.address
+        )
+    })?;
+    let ip = match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+        ip => ip,
+    };
+    Ok(SocketAddr::new(ip, args.port))
+}
+
+fn exchange(mut stream: impl Read + Write, request: &str) -> io::Result<Vec<u8>> {
+    stream.write_all(request.as_bytes())?;
+    let mut answer = Vec::new();
+    stream.take(MAX_ANSWER).read_to_end(&mut answer)?;
+    Ok(answer)
+}
+
+fn parse_answer(answer: &[u8]) -> Option<(u16, String)> {
+    let text = String::from_utf8_lossy(answer);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status_line = head.lines().next()?;
+    let code = status_line
+        .strip_prefix("HTTP/1.")?
+        .get(2..5)?
+        .parse()
+        .ok()?;
+    Some((code, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers() {
+        assert_eq!(
+            parse_answer(b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nok\n"),
+            Some((200, "ok\n".into()))
+        );
+        assert_eq!(
+            parse_answer(b"HTTP/1.0 503 X\r\n\r\n"),
+            Some((503, String::new()))
+        );
+        assert_eq!(parse_answer(b"SSH-2.0-OpenSSH\r\n"), None);
+    }
+}
