@@ -6,6 +6,8 @@
 //! which kproxy answers without the API server, and with `--ready` it also asks
 //! the API server's `/readyz` through the proxy.
 
+use std::error::Error;
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -17,30 +19,104 @@ use crate::pipeline::route::ALIVE_PATH;
 /// Most bytes of an answer read: a health answer is tiny.
 const MAX_ANSWER: u64 = 64 * 1024;
 
-/// Runs the check. `Err` carries the one-line reason.
-pub fn run(args: &CheckArgs) -> Result<(), String> {
+/// Why a check failed, worded for the probe's event in `kubectl describe pod`.
+#[derive(Debug)]
+pub enum CheckError {
+    /// `--host` holds a character no Host header may carry.
+    BadHost(String),
+    /// `--address` is not an IP address.
+    BadAddress(String),
+    /// Nothing accepted the connection.
+    Unreachable { target: String, error: io::Error },
+    /// The connection took no timeout; the check would hang.
+    Timeouts(io::Error),
+    /// The connection broke or timed out before the answer ended.
+    NoAnswer {
+        target: String,
+        path: String,
+        error: io::Error,
+    },
+    /// The answer is not an HTTP response.
+    NotHttp { target: String, path: String },
+    /// A kproxy answered 403: its `--accept-hosts` refused `--host`.
+    HostRefused { target: String, host: String },
+    /// Something answered, but not with kproxy's `ok`.
+    NotKproxy { target: String, code: u16 },
+    /// `--ready`: the API server's `/readyz` did not answer 200.
+    NotReady { path: String, code: u16 },
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadHost(host) => write!(f, "invalid --host {host:?}"),
+            Self::BadAddress(address) => {
+                write!(f, "invalid --address {address:?}: expected an IP address")
+            }
+            Self::Unreachable { target, error } => {
+                write!(f, "nothing answers on {target}: {error}")
+            }
+            Self::Timeouts(error) => write!(f, "cannot set the check's timeout: {error}"),
+            Self::NoAnswer {
+                target,
+                path,
+                error,
+            } => write!(f, "no answer from {target} for {path}: {error}"),
+            Self::NotHttp { target, path } => {
+                write!(
+                    f,
+                    "{target} answered {path} with something that is not HTTP"
+                )
+            }
+            Self::HostRefused { target, host } => write!(
+                f,
+                "{target} refused the check (403): pass --host with a name its --accept-hosts \
+                 accepts (sent Host: {host})"
+            ),
+            Self::NotKproxy { target, code } => {
+                write!(
+                    f,
+                    "{target} answers, but not as kproxy does (status {code})"
+                )
+            }
+            Self::NotReady { path, code } => {
+                write!(f, "the API server is not ready: {path} answered {code}")
+            }
+        }
+    }
+}
+
+impl Error for CheckError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            Self::Unreachable { error, .. }
+            | Self::NoAnswer { error, .. }
+            | Self::Timeouts(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Runs the check. `Err` says why the probe fails.
+pub fn run(args: &CheckArgs) -> Result<(), CheckError> {
     let (code, body) = get(args, ALIVE_PATH)?;
     if code == 403 {
-        return Err(format!(
-            "{} refused the check (403): pass --host with a name its --accept-hosts accepts \
-             (sent Host: {})",
-            describe(args),
-            args.host
-        ));
+        return Err(CheckError::HostRefused {
+            target: describe(args),
+            host: args.host.clone(),
+        });
     }
     if code != 200 || body.trim() != "ok" {
-        return Err(format!(
-            "{} answers, but not as kproxy does (status {code})",
-            describe(args)
-        ));
+        return Err(CheckError::NotKproxy {
+            target: describe(args),
+            code,
+        });
     }
     if args.ready {
         let path = format!("{}/readyz", args.api_prefix.trim_end_matches('/'));
         let (code, _) = get(args, &path)?;
         if code != 200 {
-            return Err(format!(
-                "the API server is not ready: {path} answered {code}"
-            ));
+            return Err(CheckError::NotReady { path, code });
         }
     }
     Ok(())
@@ -54,9 +130,9 @@ fn describe(args: &CheckArgs) -> String {
 }
 
 /// One `GET` with `Connection: close`; returns the status and the body.
-fn get(args: &CheckArgs, path: &str) -> Result<(u16, String), String> {
+fn get(args: &CheckArgs, path: &str) -> Result<(u16, String), CheckError> {
     if args.host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        return Err(format!("invalid --host {:?}", args.host));
+        return Err(CheckError::BadHost(args.host.clone()));
     }
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
@@ -66,34 +142,30 @@ fn get(args: &CheckArgs, path: &str) -> Result<(u16, String), String> {
         Some(socket) => UnixStream::connect(socket).map(Socket::Unix),
         None => TcpStream::connect_timeout(&tcp_address(args)?, args.timeout).map(Socket::Tcp),
     };
-    let stream = stream.map_err(|e| unreachable(args, &e))?;
+    let stream = stream.map_err(|error| CheckError::Unreachable {
+        target: describe(args),
+        error,
+    })?;
     stream
         .set_timeouts(Some(args.timeout))
-        .map_err(|e| e.to_string())?;
-    let answer = exchange(stream, &request);
-    let answer =
-        answer.map_err(|e| format!("no answer from {} for {path}: {e}", describe(args)))?;
-    parse_answer(&answer).ok_or_else(|| {
-        format!(
-            "{} answered {path} with something that is not HTTP",
-            describe(args)
-        )
+        .map_err(CheckError::Timeouts)?;
+    let answer = exchange(stream, &request).map_err(|error| CheckError::NoAnswer {
+        target: describe(args),
+        path: path.to_string(),
+        error,
+    })?;
+    parse_answer(&answer).ok_or_else(|| CheckError::NotHttp {
+        target: describe(args),
+        path: path.to_string(),
     })
 }
 
-fn unreachable(args: &CheckArgs, e: &io::Error) -> String {
-    format!("nothing answers on {}: {e}", describe(args))
-}
-
 /// The address to dial: a wildcard listen address is reached on loopback.
-fn tcp_address(args: &CheckArgs) -> Result<SocketAddr, String> {
+fn tcp_address(args: &CheckArgs) -> Result<SocketAddr, CheckError> {
     let host = args.address.trim_start_matches('[').trim_end_matches(']');
-    let ip: IpAddr = host.parse().map_err(|_| {
-        format!(
-            "invalid --address {:?}: expected an IP address",
-            args.address
-        )
-    })?;
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|_| CheckError::BadAddress(args.address.clone()))?;
     let ip = match ip {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),

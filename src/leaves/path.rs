@@ -46,6 +46,8 @@ impl fmt::Display for PathError {
     }
 }
 
+impl std::error::Error for PathError {}
+
 /// Judges a raw path (the request-target without its query, starting with `/`).
 pub fn canonical(raw: &str) -> Result<CanonicalPath<'_>, PathError> {
     let decoded: Cow<'_, [u8]> = match raw.contains('%') {

@@ -31,6 +31,31 @@ pub struct StaticFiles {
     pub prefix: String,
 }
 
+/// Why `--www DIR` cannot be served.
+#[derive(Debug)]
+pub enum WwwError {
+    Unreadable(PathBuf, io::Error),
+    NotADirectory(PathBuf),
+}
+
+impl std::fmt::Display for WwwError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WwwError::Unreadable(dir, e) => write!(f, "--www {}: {e}", dir.display()),
+            WwwError::NotADirectory(dir) => write!(f, "--www {}: not a directory", dir.display()),
+        }
+    }
+}
+
+impl std::error::Error for WwwError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WwwError::Unreadable(_, e) => Some(e),
+            WwwError::NotADirectory(_) => None,
+        }
+    }
+}
+
 /// What to answer for a static path.
 pub enum Found {
     File(File, u64, &'static str),
@@ -41,12 +66,12 @@ pub enum Found {
 
 impl StaticFiles {
     /// `dir` must exist and be a directory; `prefix` gets its slashes.
-    pub fn new(dir: &Path, prefix: &str) -> Result<StaticFiles, String> {
+    pub fn new(dir: &Path, prefix: &str) -> Result<StaticFiles, WwwError> {
         let dir = dir
             .canonicalize()
-            .map_err(|e| format!("--www {}: {e}", dir.display()))?;
+            .map_err(|e| WwwError::Unreadable(dir.to_path_buf(), e))?;
         if !dir.is_dir() {
-            return Err(format!("--www {}: not a directory", dir.display()));
+            return Err(WwwError::NotADirectory(dir));
         }
         let mut prefix = format!("/{}", prefix.trim_start_matches('/'));
         if !prefix.ends_with('/') {

@@ -160,19 +160,51 @@ impl Default for Args {
     }
 }
 
-/// A flag that could not be understood. The message names the flag.
+/// A command line that could not be understood. The message names the flag.
 #[derive(Debug)]
-pub struct UsageError(pub String);
+pub enum UsageError {
+    /// lexopt's own: an unknown flag, a missing or unexpected value.
+    Flags(lexopt::Error),
+    /// A value the flag cannot take: the value, the flag, and what it takes.
+    Value {
+        value: String,
+        flag: &'static str,
+        expected: &'static str,
+    },
+    /// An argument that is not a flag.
+    Unexpected(String),
+}
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (see kproxy --help)", self.0)
+        match self {
+            UsageError::Flags(e) => e.fmt(f)?,
+            UsageError::Value {
+                value,
+                flag,
+                expected,
+            } => write!(f, "invalid value {value:?} for {flag}: expected {expected}")?,
+            UsageError::Unexpected(value) => write!(
+                f,
+                "unexpected argument {value:?}: kproxy takes only flags (and the `check` command)"
+            )?,
+        }
+        f.write_str(" (see kproxy --help)")
+    }
+}
+
+impl std::error::Error for UsageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UsageError::Flags(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
 impl From<lexopt::Error> for UsageError {
     fn from(e: lexopt::Error) -> Self {
-        UsageError(e.to_string())
+        UsageError::Flags(e)
     }
 }
 
@@ -246,12 +278,7 @@ where
                 args.max_upstream_connections = number(&mut parser, "--max-upstream-connections")?
             }
             Value(v) if v == "check" && was_first => return parse_check(parser),
-            Value(v) => {
-                return Err(UsageError(format!(
-                    "unexpected argument {:?}: kproxy takes only flags (and the `check` command)",
-                    v.to_string_lossy()
-                )))
-            }
+            Value(v) => return Err(UsageError::Unexpected(v.to_string_lossy().into_owned())),
             other => return Err(other.unexpected().into()),
         }
     }
@@ -286,28 +313,32 @@ fn path(parser: &mut lexopt::Parser) -> Result<PathBuf, UsageError> {
     Ok(parser.value()?.into())
 }
 
-fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, UsageError> {
+fn number<T: std::str::FromStr>(
+    parser: &mut lexopt::Parser,
+    flag: &'static str,
+) -> Result<T, UsageError> {
     let value = string(parser)?;
-    value.parse().map_err(|_| {
-        UsageError(format!(
-            "invalid value {value:?} for {flag}: expected a number"
-        ))
+    value.parse().map_err(|_| UsageError::Value {
+        value,
+        flag,
+        expected: "a number",
     })
 }
 
 /// Boolean flags take an optional value, as pflag's do: `--disable-filter`,
 /// `--disable-filter=true`, `--disable-filter=false`.
-fn boolean(parser: &mut lexopt::Parser, flag: &str) -> Result<bool, UsageError> {
+fn boolean(parser: &mut lexopt::Parser, flag: &'static str) -> Result<bool, UsageError> {
     let Some(value) = parser.optional_value() else {
         return Ok(true);
     };
     match value.to_str() {
         Some("true" | "1" | "t" | "T" | "TRUE" | "True") => Ok(true),
         Some("false" | "0" | "f" | "F" | "FALSE" | "False") => Ok(false),
-        _ => Err(UsageError(format!(
-            "invalid value {:?} for {flag}: expected true or false",
-            value.to_string_lossy()
-        ))),
+        _ => Err(UsageError::Value {
+            value: value.to_string_lossy().into_owned(),
+            flag,
+            expected: "true or false",
+        }),
     }
 }
 
@@ -321,9 +352,11 @@ fn keepalive(parser: &mut lexopt::Parser) -> Result<Option<Duration>, UsageError
     match parse_duration(&value) {
         Some(Duration::ZERO) => Ok(Some(DEFAULT_KEEPALIVE)),
         Some(period) => Ok(Some(period)),
-        None => Err(UsageError(format!(
-            "invalid value {value:?} for --keepalive: expected a duration such as 30s (negative: off)"
-        ))),
+        None => Err(UsageError::Value {
+            value,
+            flag: "--keepalive",
+            expected: "a duration such as 30s (negative: off)",
+        }),
     }
 }
 
@@ -331,17 +364,22 @@ fn log_format(parser: &mut lexopt::Parser) -> Result<crate::leaves::log::Format,
     match string(parser)?.as_str() {
         "text" => Ok(crate::leaves::log::Format::Text),
         "json" => Ok(crate::leaves::log::Format::Json),
-        other => Err(UsageError(format!(
-            "invalid value {other:?} for --log-format: expected text or json"
-        ))),
+        other => Err(UsageError::Value {
+            value: other.to_string(),
+            flag: "--log-format",
+            expected: "text or json",
+        }),
     }
 }
 
-fn duration(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, UsageError> {
+fn duration(parser: &mut lexopt::Parser, flag: &'static str) -> Result<Duration, UsageError> {
     let value = string(parser)?;
-    parse_duration(&value).ok_or_else(|| {
-        UsageError(format!(
-            "invalid value {value:?} for {flag}: expected a duration such as 30s, 1m or 500ms"
-        ))
-    })
+    match parse_duration(&value) {
+        Some(duration) => Ok(duration),
+        None => Err(UsageError::Value {
+            value,
+            flag,
+            expected: "a duration such as 30s, 1m or 500ms",
+        }),
+    }
 }

@@ -31,24 +31,26 @@ pub fn credentials_for_http(args: &Args, base: &Base) -> Result<Credentials, Con
 /// The client certificate: the flags' files, else the user's (file or data).
 pub fn identity(args: &Args, user: Option<&Entry<User>>) -> Result<Option<Identity>, ConfigError> {
     let describe = || describe_user(user);
-    let pick =
-        |flag: &Option<PathBuf>, file: Option<&PathBuf>, data: Option<&[u8]>, field: &str| {
-            if let Some(path) = flag {
-                return Ok(Some(Pem::File(path.clone())));
-            }
-            match (file, data) {
-                (Some(_), Some(_)) => Err(ConfigError(format!(
-                    "{}: {field}-data and {field} are both specified; keep one",
-                    describe()
-                ))),
-                (Some(path), None) => Ok(Some(Pem::File(path.clone()))),
-                (None, Some(bytes)) => Ok(Some(Pem::Inline {
-                    source: format!("({field}-data of {})", describe()),
-                    bytes: bytes.to_vec(),
-                })),
-                (None, None) => Ok(None),
-            }
-        };
+    let pick = |flag: &Option<PathBuf>,
+                file: Option<&PathBuf>,
+                data: Option<&[u8]>,
+                field: &'static str| {
+        if let Some(path) = flag {
+            return Ok(Some(Pem::File(path.clone())));
+        }
+        match (file, data) {
+            (Some(_), Some(_)) => Err(ConfigError::BothFileAndData {
+                whose: describe(),
+                field,
+            }),
+            (Some(path), None) => Ok(Some(Pem::File(path.clone()))),
+            (None, Some(bytes)) => Ok(Some(Pem::Inline {
+                source: format!("({field}-data of {})", describe()),
+                bytes: bytes.to_vec(),
+            })),
+            (None, None) => Ok(None),
+        }
+    };
     let u = user.map(|u| &u.value);
     let cert = pick(
         &args.client_certificate,
@@ -65,15 +67,8 @@ pub fn identity(args: &Args, user: Option<&Entry<User>>) -> Result<Option<Identi
     match (cert, key) {
         (Some(cert), Some(key)) => Ok(Some(Identity::Pem { cert, key })),
         (None, None) => Ok(None),
-        (Some(_), None) => Err(ConfigError(format!(
-            "{}: a client certificate without its key: client-key-data or client-key (or --client-key) \
-             must be specified to use the client certificate",
-            describe()
-        ))),
-        (None, Some(_)) => Err(ConfigError(format!(
-            "{}: a client key without its certificate: add client-certificate (or --client-certificate)",
-            describe()
-        ))),
+        (Some(_), None) => Err(ConfigError::CertificateWithoutKey(describe())),
+        (None, Some(_)) => Err(ConfigError::KeyWithoutCertificate(describe())),
     }
 }
 
@@ -89,8 +84,8 @@ pub fn credentials(
 
     let token = match (&args.token, &args.token_file) {
         (Some(_), Some(_)) => {
-            return Err(ConfigError(
-                "--token and --token-file cannot be used together: keep --token-file".into(),
+            return Err(ConfigError::Conflict(
+                "--token and --token-file cannot be used together: keep --token-file",
             ))
         }
         (Some(token), None) => Some(TokenSource::fixed(&token.0)?),
@@ -128,22 +123,12 @@ pub fn credentials(
             Some(TokenSource::basic(username, password.unwrap_or_default()))
         }
         // kubectl would ask for the username on a terminal.
-        (None, Some(_)) => {
-            return Err(ConfigError(format!(
-                "{}: a password without a username: add username (or --username)",
-                describe()
-            )))
-        }
+        (None, Some(_)) => return Err(ConfigError::PasswordWithoutUsername(describe())),
     };
     let has_cert = has_client_certificate(args, user);
 
     let authorization = match (token, basic) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError(format!(
-                "more than one authentication method found for {}; found [token basicAuth], only one is allowed",
-                describe()
-            )))
-        }
+        (Some(_), Some(_)) => return Err(ConfigError::TwoMethods(describe())),
         (Some(token), None) => token,
         (None, Some(basic)) => basic,
         (None, None) => match (&base.in_cluster, user, plugin) {
@@ -182,10 +167,7 @@ fn no_credentials(base: &Base) -> ConfigError {
         },
         (None, None) => "the kubeconfig selection has no user".into(),
     };
-    ConfigError(format!(
-        "{what}: kubectl would ask for a username on a terminal, and kproxy has none; \
-         give the user credentials, or pass --token-file"
-    ))
+    ConfigError::NoCredentials(what)
 }
 
 /// Where the user's settings come from, for messages.
@@ -203,16 +185,10 @@ fn has_client_certificate(args: &Args, user: Option<&User>) -> bool {
 /// A user with no token, password, certificate or plugin: an auth-provider, or nobody.
 fn no_auth_provider(user: &User, describe: &str) -> Result<TokenSource, ConfigError> {
     if let Some(provider) = &user.auth_provider {
-        let instead = match provider.as_str() {
-            "gcp" => "the gke-gcloud-auth-plugin exec plugin (`gcloud components install gke-gcloud-auth-plugin`)",
-            "azure" => "the kubelogin exec plugin (https://github.com/Azure/kubelogin)",
-            "oidc" => "an exec plugin such as kubelogin (`kubectl oidc-login`, https://github.com/int128/kubelogin)",
-            _ => "an exec credential plugin",
-        };
-        return Err(ConfigError(format!(
-            "{describe}: auth-provider {provider:?} is not supported: kubectl removed its auth \
-             providers in 1.26; use {instead}"
-        )));
+        return Err(ConfigError::AuthProvider {
+            whose: describe.to_string(),
+            provider: provider.clone(),
+        });
     }
     Ok(TokenSource::None)
 }
@@ -245,10 +221,9 @@ pub fn exec_plugin(
         return Ok(None);
     }
     let describe = entry.describe("user");
-    let missing = |field: &str| {
-        ConfigError(format!(
-            "{describe}: {field} must be specified to use the exec credential plugin"
-        ))
+    let missing = |field: &'static str| ConfigError::ExecFieldMissing {
+        whose: describe.clone(),
+        field,
     };
     let command = plugin
         .command
@@ -260,27 +235,22 @@ pub fn exec_plugin(
         Some(exec::V1BETA1) => exec::V1BETA1,
         None => return Err(missing("exec.apiVersion")),
         Some(other) => {
-            return Err(ConfigError(format!(
-                "{describe}: exec plugin: invalid apiVersion {other:?} (kubectl accepts {} and {})",
-                exec::V1,
-                exec::V1BETA1
-            )))
+            return Err(ConfigError::ExecVersion {
+                whose: describe,
+                version: other.to_string(),
+            })
         }
     };
     // v1 requires interactiveMode; v1beta1 defaults it to IfAvailable.
     match (plugin.interactive_mode.as_deref(), api_version) {
         (None, exec::V1) => return Err(missing("exec.interactiveMode")),
-        (Some("Always"), _) => {
-            return Err(ConfigError(format!(
-                "{describe}: exec plugin cannot support interactive mode: standard input is not \
-                 a terminal (kproxy never has one; interactiveMode: Always needs one)"
-            )))
-        }
+        (Some("Always"), _) => return Err(ConfigError::ExecInteractive(describe)),
         (None | Some("Never" | "IfAvailable"), _) => {}
         (Some(other), _) => {
-            return Err(ConfigError(format!(
-                "{describe}: exec.interactiveMode {other:?}: expected Never, IfAvailable or Always"
-            )))
+            return Err(ConfigError::ExecMode {
+                whose: describe,
+                mode: other.to_string(),
+            })
         }
     }
     let cluster = match plugin.provide_cluster_info {
@@ -314,19 +284,20 @@ fn cluster_info(
     if cluster.is_some_and(|c| c.insecure_skip_tls_verify) {
         fields.push("\"insecure-skip-tls-verify\":true".into());
     }
-    let ca = match cluster {
-        Some(c) => match (&c.certificate_authority_data, &c.certificate_authority) {
-            (Some(data), _) => Some(data.clone()),
-            (None, Some(path)) => Some(std::fs::read(path).map_err(|e| {
-                ConfigError(format!(
-                    "certificate authority {}: cannot read it: {e}",
-                    path.display()
-                ))
-            })?),
-            (None, None) => None,
-        },
-        None => None,
-    };
+    let ca =
+        match cluster {
+            Some(c) => match (&c.certificate_authority_data, &c.certificate_authority) {
+                (Some(data), _) => Some(data.clone()),
+                (None, Some(path)) => Some(std::fs::read(path).map_err(|source| {
+                    ConfigError::CertificateAuthority {
+                        path: path.clone(),
+                        source,
+                    }
+                })?),
+                (None, None) => None,
+            },
+            None => None,
+        };
     if let Some(ca) = ca {
         fields.push(format!(
             "\"certificate-authority-data\":{}",
@@ -356,12 +327,9 @@ fn impersonation(args: &Args, user: Option<&Entry<User>>) -> Result<Option<Vec<u
     };
     if who.user.is_empty() {
         if who.uid.is_some() || !who.groups.is_empty() || !who.extra.is_empty() {
-            return Err(ConfigError(format!(
-                "requesting uid, groups or user-extra for {} without impersonating a user: add --as",
-                describe_user(user)
-            )));
+            return Err(ConfigError::ImpersonationWithoutUser(describe_user(user)));
         }
         return Ok(None);
     }
-    who.header_lines().map(Some).map_err(ConfigError)
+    Ok(Some(who.header_lines()?))
 }

@@ -99,10 +99,7 @@ pub fn files(explicit: Option<&Path>, env: &dyn Environment) -> Result<Vec<PathB
         // kubectl: a missing --kubeconfig is fatal, not skipped.
         return match path.exists() {
             true => Ok(vec![path.to_path_buf()]),
-            false => Err(ConfigError(format!(
-                "--kubeconfig {}: no such file",
-                path.display()
-            ))),
+            false => Err(ConfigError::NoSuchKubeconfig(path.to_path_buf())),
         };
     }
     if let Some(list) = env.var("KUBECONFIG") {
@@ -127,18 +124,11 @@ pub fn load(files: &[PathBuf]) -> Result<Kubeconfig, ConfigError> {
         ..Kubeconfig::default()
     };
     for file in files {
-        let bytes = std::fs::read(file).map_err(|e| {
-            ConfigError(format!(
-                "kubeconfig {}: cannot read it: {e}",
-                file.display()
-            ))
+        let bytes = std::fs::read(file).map_err(|source| ConfigError::Unreadable {
+            file: file.clone(),
+            source,
         })?;
-        let text = text_of(&bytes).ok_or_else(|| {
-            ConfigError(format!(
-                "kubeconfig {}: not text (neither UTF-8 nor UTF-16 with a byte-order mark)",
-                file.display()
-            ))
-        })?;
+        let text = text_of(&bytes).ok_or_else(|| ConfigError::NotText(file.clone()))?;
         let one = parse(file, &text)?;
         merge(&mut merged.clusters, one.clusters);
         merge(&mut merged.users, one.users);
@@ -179,11 +169,9 @@ fn merge<T>(into: &mut Vec<Entry<T>>, from: Vec<Entry<T>>) {
 /// kubectl decodes one is an error, even in a field kproxy does not use. An
 /// empty file is an empty configuration.
 pub fn parse(file: &Path, text: &str) -> Result<Kubeconfig, ConfigError> {
-    let doc = yaml::parse(text, yaml::Limits::KUBECONFIG).map_err(|e| {
-        ConfigError(format!(
-            "kubeconfig {}: not valid YAML: {e}",
-            file.display()
-        ))
+    let doc = yaml::parse(text, yaml::Limits::KUBECONFIG).map_err(|source| ConfigError::Yaml {
+        file: file.to_path_buf(),
+        source,
     })?;
     let root = Field {
         value: &doc,
@@ -332,10 +320,11 @@ impl<'a> Field<'a> {
             true => "the document",
             false => &self.at,
         };
-        ConfigError(format!(
-            "kubeconfig {}: {at}: expected {expected}",
-            self.file.display()
-        ))
+        ConfigError::Field {
+            file: self.file.to_path_buf(),
+            at: at.to_string(),
+            expected: expected.to_string(),
+        }
     }
 
     fn child(&self, at: String, value: &'a Value) -> Field<'a> {
@@ -543,7 +532,7 @@ mod tests {
     fn error(text: &str) -> String {
         match parse(Path::new("/k/config"), text) {
             Ok(_) => panic!("accepted: {text}"),
-            Err(e) => e.0,
+            Err(e) => e.to_string(),
         }
     }
 

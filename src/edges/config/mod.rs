@@ -7,7 +7,6 @@
 //! listener opens: a bad regex, a missing token, a CA that is not a certificate.
 //! Each error is one line that names the flag or file and says what to do.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,14 +15,15 @@ use crate::edges::cli::{self, Args};
 use crate::pipeline::exchange::ClientTimeouts;
 use crate::pipeline::route::filter::{Filter, Patterns};
 use crate::pipeline::www::StaticFiles;
-use crate::services::credentials::TokenSourceError;
 
 mod auth;
+mod error;
 pub mod kubeconfig;
 mod select;
 mod server;
 mod upstream;
 
+pub use error::{ConfigError, Looked};
 pub use server::ServerUrl;
 pub use upstream::UpstreamConfig;
 
@@ -55,22 +55,6 @@ pub enum Listen {
     Unix(PathBuf),
 }
 
-/// A configuration problem, reported as one line before the proxy starts.
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<TokenSourceError> for ConfigError {
-    fn from(e: TokenSourceError) -> Self {
-        ConfigError(e.to_string())
-    }
-}
-
 /// The environment, read through one function so tests can supply their own.
 pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
@@ -93,7 +77,7 @@ impl Config {
         let api_prefix = api_prefix(&args.api_prefix)?;
         // kubectl serves no files unless asked: never the working directory by default.
         let www = match &args.www {
-            Some(dir) => Some(StaticFiles::new(dir, &args.www_prefix).map_err(ConfigError)?),
+            Some(dir) => Some(StaticFiles::new(dir, &args.www_prefix).map_err(ConfigError::Www)?),
             None => None,
         };
         let timeouts = ClientTimeouts {
@@ -105,9 +89,7 @@ impl Config {
             ("--max-upstream-connections", args.max_upstream_connections),
         ] {
             if value == 0 {
-                return Err(ConfigError(format!(
-                    "invalid {flag} 0: it must be at least 1"
-                )));
+                return Err(ConfigError::ZeroCount(flag));
             }
         }
         let metrics = args
@@ -139,8 +121,8 @@ fn listen(args: &Args) -> Result<Listen, ConfigError> {
     if let Some(path) = &args.unix_socket {
         // kubectl's own rule: a unix socket and a non-default port contradict each other.
         if args.port != cli::DEFAULT_PORT {
-            return Err(ConfigError(
-                "cannot set --unix-socket and --port at the same time".into(),
+            return Err(ConfigError::Conflict(
+                "cannot set --unix-socket and --port at the same time",
             ));
         }
         return Ok(Listen::Unix(path.clone()));
@@ -154,12 +136,7 @@ fn listen(args: &Args) -> Result<Listen, ConfigError> {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .map(|a| a.ip())
-            .ok_or_else(|| {
-                ConfigError(format!(
-                    "invalid --address {:?}: expected an IP address such as 127.0.0.1",
-                    args.address
-                ))
-            })?,
+            .ok_or_else(|| ConfigError::Address(args.address.clone()))?,
     };
     Ok(Listen::Tcp(SocketAddr::new(ip, args.port)))
 }
@@ -174,11 +151,7 @@ fn metrics_address(value: &str) -> Result<SocketAddr, ConfigError> {
         .to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| {
-            ConfigError(format!(
-                "invalid --metrics-address {value:?}: expected HOST:PORT such as 0.0.0.0:9091"
-            ))
-        })
+        .ok_or_else(|| ConfigError::MetricsAddress(value.to_string()))
 }
 
 fn filter(
@@ -197,8 +170,8 @@ fn filter(
         }
         return Ok(None);
     }
-    let patterns = |flag: &str, value: &str| {
-        Patterns::parse(value).map_err(|e| ConfigError(format!("invalid {flag}: {e}")))
+    let patterns = |flag: &'static str, value: &str| {
+        Patterns::parse(value).map_err(|source| ConfigError::Patterns { flag, source })
     };
     Ok(Some(Filter {
         accept_hosts: patterns("--accept-hosts", &args.accept_hosts)?,
@@ -209,11 +182,9 @@ fn filter(
     }))
 }
 
-fn positive(value: Duration, flag: &str) -> Result<Duration, ConfigError> {
+fn positive(value: Duration, flag: &'static str) -> Result<Duration, ConfigError> {
     match value.is_zero() {
-        true => Err(ConfigError(format!(
-            "invalid {flag} 0: it must be longer than that"
-        ))),
+        true => Err(ConfigError::ZeroDuration(flag)),
         false => Ok(value),
     }
 }
@@ -221,9 +192,7 @@ fn positive(value: Duration, flag: &str) -> Result<Duration, ConfigError> {
 /// kubectl adds the trailing slash; a prefix must start with one too.
 fn api_prefix(prefix: &str) -> Result<String, ConfigError> {
     if !prefix.starts_with('/') {
-        return Err(ConfigError(format!(
-            "invalid --api-prefix {prefix:?}: it must start with /"
-        )));
+        return Err(ConfigError::ApiPrefix(prefix.to_string()));
     }
     let mut prefix = prefix.to_string();
     if !prefix.ends_with('/') {

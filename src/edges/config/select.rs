@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::kubeconfig::{Cluster, Context, Entry, Kubeconfig, User};
-use super::{ConfigError, Environment, ServerUrl};
+use super::{ConfigError, Environment, Looked, ServerUrl};
 use crate::edges::cli::Args;
 
 /// What the flags are laid over: a kubeconfig's cluster and user, or the Pod's
@@ -41,24 +41,16 @@ pub fn in_cluster(
         env.var("KUBERNETES_SERVICE_PORT"),
     ) else {
         let looked = match files {
-            [] => "no kubeconfig (none at --kubeconfig, KUBECONFIG or ~/.kube/config)".to_string(),
-            _ => format!("no context in kubeconfig {}", list(files)),
+            [] => Looked::NoKubeconfig,
+            _ => Looked::NoContext(files.to_vec()),
         };
-        return Err(ConfigError(format!(
-            "no API server: {looked}, not in a Pod (KUBERNETES_SERVICE_HOST and \
-             KUBERNETES_SERVICE_PORT are not set), and no --server https://HOST:PORT"
-        )));
+        return Err(ConfigError::NoApiServer(looked));
     };
     Ok(InCluster {
         server: ServerUrl::in_cluster(&host, &port)?,
         ca: args.serviceaccount_dir.join("ca.crt"),
         token: args.serviceaccount_dir.join("token"),
     })
-}
-
-fn list(files: &[PathBuf]) -> String {
-    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    names.join(", ")
 }
 
 /// The cluster and user a context (or `--cluster`/`--user`) selects; `None`
@@ -68,25 +60,20 @@ pub fn select<'a>(
     args: &Args,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Base<'a>>, ConfigError> {
-    let find = |kind: &str, name: &str| {
-        ConfigError(format!(
-            "{kind} {name:?} does not exist in {}",
-            match config.files.is_empty() {
-                true => "any kubeconfig (none found)".to_string(),
-                false => format!("kubeconfig {}", list(&config.files)),
-            }
-        ))
+    let find = |kind: &'static str, name: &str| ConfigError::NoSuchEntry {
+        kind,
+        name: name.to_string(),
+        files: config.files.clone(),
     };
     let context: Option<&Entry<Context>> = match (&args.context, &config.current_context) {
         (Some(name), _) => {
             Some(named(&config.contexts, name).ok_or_else(|| find("context", name))?)
         }
         (None, Some((name, file))) => Some(named(&config.contexts, name).ok_or_else(|| {
-            ConfigError(format!(
-                "current-context {name:?} (set in {}) names no context: choose one with \
-                 --context or `kubectl config use-context`",
-                file.display()
-            ))
+            ConfigError::DanglingCurrentContext {
+                name: name.clone(),
+                file: file.clone(),
+            }
         })?),
         (None, None) => None,
     };
@@ -101,13 +88,15 @@ pub fn select<'a>(
         (Some(name), _) => {
             Some(named(&config.clusters, name).ok_or_else(|| find("cluster", name))?)
         }
-        (None, Some(name)) => Some(named(&config.clusters, name).ok_or_else(|| {
-            ConfigError(format!(
-                "{} names cluster {name:?}, which no kubeconfig defines ({})",
-                context.map(|c| c.describe("context")).unwrap_or_default(),
-                list(&config.files)
-            ))
-        })?),
+        (None, Some(name)) => {
+            Some(
+                named(&config.clusters, name).ok_or_else(|| ConfigError::NoSuchCluster {
+                    context: context.map(|c| c.describe("context")).unwrap_or_default(),
+                    name: name.clone(),
+                    files: config.files.clone(),
+                })?,
+            )
+        }
         (None, None) => None,
     };
     let user = match (&args.user, context.and_then(|c| c.value.user.as_ref())) {

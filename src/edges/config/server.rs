@@ -28,7 +28,11 @@ impl ServerUrl {
     /// Parses `http(s)://host[:port][/path]`; `from` names where it was written.
     /// A query or fragment is dropped, as client-go drops it.
     pub fn parse_from(url: &str, from: &str) -> Result<ServerUrl, ConfigError> {
-        let bad = |why: &str| ConfigError(format!("invalid {from} {url:?}: {why}"));
+        let bad = |why: &'static str| ConfigError::ServerUrl {
+            from: from.to_string(),
+            url: url.to_string(),
+            why,
+        };
         let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
             (true, rest)
         } else if let Some(rest) = url.strip_prefix("http://") {
@@ -65,9 +69,10 @@ impl ServerUrl {
             _ => host.to_string(),
         };
         ServerUrl::parse(&format!("https://{host}:{port}")).map_err(|_| {
-            ConfigError(format!(
-                "KUBERNETES_SERVICE_HOST={host:?} and KUBERNETES_SERVICE_PORT={port:?} do not form a valid address"
-            ))
+            ConfigError::InClusterAddress {
+                host,
+                port: port.to_string(),
+            }
         })
     }
 

@@ -120,20 +120,15 @@ fn build(
         (Some(url), _, _) => ServerUrl::parse(url)?,
         (None, Some(entry), _) => {
             let Some(url) = &entry.value.server else {
-                return Err(ConfigError(format!(
-                    "{} has no server: set one with `kubectl config set-cluster {} --server=https://HOST:PORT`, \
-                     or pass --server",
-                    entry.describe("cluster"),
-                    entry.name
-                )));
+                return Err(ConfigError::NoServer {
+                    cluster: entry.describe("cluster"),
+                    name: entry.name.clone(),
+                });
             };
             ServerUrl::parse_from(url, &format!("server of {}", entry.describe("cluster")))?
         }
         (None, None, Some(in_cluster)) => in_cluster.server.clone(),
-        (None, None, None) => return Err(ConfigError(
-            "no API server: the kubeconfig context names no cluster; pass --server or --cluster"
-                .into(),
-        )),
+        (None, None, None) => return Err(ConfigError::NoClusterInContext),
     };
     let path_prefix = match (args.append_server_path, server.path.is_empty()) {
         (true, _) => server.path.clone(),
@@ -155,16 +150,16 @@ fn build(
         None if args.server.is_some() => None,
         None => cluster.and_then(|c| c.tls_server_name.as_deref()),
     };
-    let server_name = tls::server_name(tls_server_name, server.bare_host()).map_err(ConfigError)?;
+    let server_name = tls::server_name(tls_server_name, server.bare_host())?;
     let proxy = match base.cluster {
         Some(entry) => match &entry.value.proxy_url {
-            Some(url) => Some(ProxyUrl::parse(url).map_err(|e| {
-                ConfigError(format!(
-                    "invalid proxy-url {:?} of {}: {e}",
-                    without_userinfo(url),
-                    entry.describe("cluster")
-                ))
-            })?),
+            Some(url) => Some(
+                ProxyUrl::parse(url).map_err(|source| ConfigError::ProxyUrl {
+                    url: without_userinfo(url),
+                    cluster: entry.describe("cluster"),
+                    source,
+                })?,
+            ),
             None => None,
         },
         None => None,
@@ -200,7 +195,7 @@ fn tls_source(
         Some(plugin) => Some(Identity::Dynamic(plugin)),
         None => identity(args, base.user)?,
     };
-    TlsSource::new(roots, identity).map_err(|e| ConfigError(e.to_string()))
+    Ok(TlsSource::new(roots, identity)?)
 }
 
 /// `setting`: what turned verification off, and where.
@@ -217,9 +212,8 @@ fn roots(args: &Args, base: &Base, warnings: &mut Vec<String>) -> Result<Roots, 
     if args.insecure_skip_tls_verify {
         if args.certificate_authority.is_some() {
             // kubectl refuses this combination too.
-            return Err(ConfigError(
-                "--insecure-skip-tls-verify and --certificate-authority cannot be used together"
-                    .into(),
+            return Err(ConfigError::Conflict(
+                "--insecure-skip-tls-verify and --certificate-authority cannot be used together",
             ));
         }
         warnings.push(insecure_warning("--insecure-skip-tls-verify"));
@@ -234,11 +228,7 @@ fn roots(args: &Args, base: &Base, warnings: &mut Vec<String>) -> Result<Roots, 
             cluster.certificate_authority.is_some() || cluster.certificate_authority_data.is_some();
         if cluster.insecure_skip_tls_verify {
             if has_ca {
-                return Err(ConfigError(format!(
-                    "{}: specifying a root certificates file with the insecure flag is not allowed \
-                     (keep certificate-authority or insecure-skip-tls-verify, not both)",
-                    entry.describe("cluster")
-                )));
+                return Err(ConfigError::InsecureWithCa(entry.describe("cluster")));
             }
             warnings.push(insecure_warning(&format!(
                 "{}: insecure-skip-tls-verify",
@@ -246,16 +236,17 @@ fn roots(args: &Args, base: &Base, warnings: &mut Vec<String>) -> Result<Roots, 
             )));
             return Ok(Roots::Insecure);
         }
-        match (&cluster.certificate_authority_data, &cluster.certificate_authority) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError(format!(
-                    "{}: certificate-authority-data and certificate-authority are both specified; keep one",
-                    entry.describe("cluster")
-                )))
-            }
+        match (
+            &cluster.certificate_authority_data,
+            &cluster.certificate_authority,
+        ) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoCas(entry.describe("cluster"))),
             (Some(data), None) => {
                 return Ok(Roots::Pem(Pem::Inline {
-                    source: format!("(certificate-authority-data of {})", entry.describe("cluster")),
+                    source: format!(
+                        "(certificate-authority-data of {})",
+                        entry.describe("cluster")
+                    ),
                     bytes: data.clone(),
                 }))
             }
@@ -269,8 +260,6 @@ fn roots(args: &Args, base: &Base, warnings: &mut Vec<String>) -> Result<Roots, 
     // kubectl falls back to the system's roots.
     match tls::system_ca_bundle() {
         Some(bundle) => Ok(Roots::Pem(Pem::File(bundle))),
-        None => Err(ConfigError(
-            "no CA to verify the API server with: pass --certificate-authority FILE".into(),
-        )),
+        None => Err(ConfigError::NoCa),
     }
 }

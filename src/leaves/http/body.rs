@@ -5,6 +5,7 @@
 //! [`copy`] writes each one on at once, so a watch event reaches the client as
 //! soon as the API server sends it and a 100 MB list passes in constant memory.
 
+use std::fmt;
 use std::io::{self, BufRead, Write};
 use std::time::{Duration, Instant};
 
@@ -257,6 +258,23 @@ pub enum Encoding {
 pub enum CopyError {
     Read(io::Error),
     Write(io::Error),
+}
+
+impl fmt::Display for CopyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CopyError::Read(e) => write!(f, "reading the body: {e}"),
+            CopyError::Write(e) => write!(f, "sending the body on: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CopyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CopyError::Read(e) | CopyError::Write(e) => Some(e),
+        }
+    }
 }
 
 /// Streams a whole body from `body` to `out`, sending each piece as it comes

@@ -57,8 +57,31 @@ struct Literals {
     parts: Vec<String>,
 }
 
+/// A regular expression that does not compile: which, and why.
+#[derive(Debug)]
+pub struct PatternError {
+    pub pattern: String,
+    pub source: regex_lite::Error,
+}
+
+impl std::fmt::Display for PatternError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "bad regular expression {:?}: {}",
+            self.pattern, self.source
+        )
+    }
+}
+
+impl std::error::Error for PatternError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 impl Patterns {
-    pub fn parse(list: &str) -> Result<Patterns, String> {
+    pub fn parse(list: &str) -> Result<Patterns, PatternError> {
         let patterns = match list.is_empty() {
             true => Vec::new(),
             false => list
@@ -83,9 +106,12 @@ impl Patterns {
 }
 
 impl Pattern {
-    fn parse(re: &str) -> Result<Pattern, String> {
+    fn parse(re: &str) -> Result<Pattern, PatternError> {
         // Compiled in every case, so a bad expression is refused whatever its shape.
-        let regex = Regex::new(re).map_err(|e| format!("bad regular expression {re:?}: {e}"))?;
+        let regex = Regex::new(re).map_err(|source| PatternError {
+            pattern: re.to_string(),
+            source,
+        })?;
         Ok(match Literals::parse(re) {
             Some(literals) => Pattern::Literals(literals, regex),
             None => Pattern::Regex(regex),

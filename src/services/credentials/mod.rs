@@ -4,11 +4,13 @@
 //! asks, belongs to the TLS connection ([`crate::services::tls::Identity`]). The request
 //! path asks "what do I add" and never where it came from.
 
+mod error;
 pub mod exec;
 mod token;
 
+pub use error::{CredentialError, PluginProblem};
 pub use exec::ExecPlugin;
-pub use token::{Token, TokenSource, TokenSourceError};
+pub use token::{Token, TokenSource};
 
 /// Everything kproxy adds to a request.
 pub struct Credentials {
@@ -40,13 +42,14 @@ impl Impersonation {
     /// The header lines, as client-go's impersonating transport writes them: one
     /// `Impersonate-Group` per group, one `Impersonate-Extra-KEY` per value, the
     /// key %-escaped where a header name could not hold it.
-    pub fn header_lines(&self) -> Result<Vec<u8>, String> {
+    pub fn header_lines(&self) -> Result<Vec<u8>, CredentialError> {
         let mut out = Vec::new();
-        let mut line = |name: &str, value: &str| -> Result<(), String> {
+        let mut line = |name: &str, value: &str| -> Result<(), CredentialError> {
             if value.bytes().any(|b| b.is_ascii_control()) {
-                return Err(format!(
-                    "impersonation {name}: {value:?} holds characters that cannot go in an HTTP header"
-                ));
+                return Err(CredentialError::BadImpersonation {
+                    field: name.to_string(),
+                    value: value.to_string(),
+                });
             }
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
             Ok(())

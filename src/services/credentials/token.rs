@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::exec::ExecPlugin;
+use super::CredentialError;
 
 use crate::services::metrics::METRICS;
 
@@ -77,43 +78,9 @@ struct FileState {
     failing: bool,
 }
 
-#[derive(Debug)]
-pub enum TokenSourceError {
-    Empty(String),
-    Unreadable(PathBuf, std::io::Error),
-    EmptyFile(PathBuf),
-    NotText(PathBuf),
-    BadCharacters(String),
-}
-
-impl fmt::Display for TokenSourceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TokenSourceError::Empty(flag) => write!(f, "{flag} is empty"),
-            TokenSourceError::Unreadable(path, e) => {
-                write!(f, "token file {}: cannot read it: {e}", path.display())
-            }
-            TokenSourceError::EmptyFile(path) => {
-                write!(f, "token file {}: the file is empty", path.display())
-            }
-            TokenSourceError::NotText(path) => {
-                write!(
-                    f,
-                    "token file {}: not a token (not UTF-8 text)",
-                    path.display()
-                )
-            }
-            TokenSourceError::BadCharacters(from) => write!(
-                f,
-                "{from}: the token holds characters that cannot go in an HTTP header"
-            ),
-        }
-    }
-}
-
 impl TokenSource {
     /// `--token`, trimmed: `--token="$(cat token)"` and the like.
-    pub fn fixed(token: &str) -> Result<TokenSource, TokenSourceError> {
+    pub fn fixed(token: &str) -> Result<TokenSource, CredentialError> {
         TokenSource::named(token.trim(), "--token")
     }
 
@@ -121,10 +88,10 @@ impl TokenSource {
     /// kubectl sends it: Go drops the spaces and tabs that end a header value,
     /// and refuses one that holds a line break or another control character
     /// (a YAML block scalar ends its token with a line break: refused too).
-    pub fn named(token: &str, from: &str) -> Result<TokenSource, TokenSourceError> {
+    pub fn named(token: &str, from: &str) -> Result<TokenSource, CredentialError> {
         let token = token.trim_end_matches([' ', '\t']);
         if token.is_empty() {
-            return Err(TokenSourceError::Empty(from.into()));
+            return Err(CredentialError::Empty(from.into()));
         }
         check_header_safe(token, || from.into())?;
         Ok(TokenSource::Fixed(Token::new(token)))
@@ -135,7 +102,7 @@ impl TokenSource {
         TokenSource::Fixed(Token::basic(username, password))
     }
 
-    pub fn file(path: &Path) -> Result<TokenSource, TokenSourceError> {
+    pub fn file(path: &Path) -> Result<TokenSource, CredentialError> {
         let text = read_token(path)?;
         Ok(TokenSource::file_state(
             path,
@@ -152,7 +119,7 @@ impl TokenSource {
         path: &Path,
         inline: &str,
         from: &str,
-    ) -> Result<TokenSource, TokenSourceError> {
+    ) -> Result<TokenSource, CredentialError> {
         match read_token(path) {
             Ok(text) => Ok(TokenSource::file_state(
                 path,
@@ -185,7 +152,7 @@ impl TokenSource {
 
     /// The token to send now, if any. Only a plugin can fail to give one; the
     /// message says which and why.
-    pub fn current(&self) -> Result<Option<Token>, String> {
+    pub fn current(&self) -> Result<Option<Token>, CredentialError> {
         match self {
             TokenSource::None => Ok(None),
             TokenSource::Fixed(token) => Ok(Some(token.clone())),
@@ -255,14 +222,14 @@ impl FileToken {
     }
 }
 
-fn read_token(path: &Path) -> Result<String, TokenSourceError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| TokenSourceError::Unreadable(path.to_path_buf(), e))?;
+fn read_token(path: &Path) -> Result<String, CredentialError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CredentialError::Unreadable(path.to_path_buf(), Arc::new(e)))?;
     let text =
-        String::from_utf8(bytes).map_err(|_| TokenSourceError::NotText(path.to_path_buf()))?;
+        String::from_utf8(bytes).map_err(|_| CredentialError::NotText(path.to_path_buf()))?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(TokenSourceError::EmptyFile(path.to_path_buf()));
+        return Err(CredentialError::EmptyFile(path.to_path_buf()));
     }
     check_header_safe(token, || format!("token file {}", path.display()))?;
     Ok(token.to_string())
@@ -271,9 +238,9 @@ fn read_token(path: &Path) -> Result<String, TokenSourceError> {
 /// A CR, LF or other control character in the token would let it end the
 /// Authorization header early and inject another one. (A tab is allowed in a
 /// header value, as Go allows it.)
-fn check_header_safe(token: &str, from: impl Fn() -> String) -> Result<(), TokenSourceError> {
+fn check_header_safe(token: &str, from: impl Fn() -> String) -> Result<(), CredentialError> {
     if token.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
-        return Err(TokenSourceError::BadCharacters(from()));
+        return Err(CredentialError::BadCharacters(from()));
     }
     Ok(())
 }

@@ -33,28 +33,54 @@ impl fmt::Debug for ProxyUrl {
     }
 }
 
+/// Why a `proxy-url` cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyUrlError {
+    NoScheme,
+    /// `https://`: TLS to the proxy, then TLS again inside it.
+    Https,
+    UnsupportedScheme(String),
+    BadHost,
+    BadPort,
+    NoHost,
+    BadEscape,
+    NotUtf8,
+}
+
+impl fmt::Display for ProxyUrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyUrlError::NoScheme => f.write_str("expected SCHEME://HOST[:PORT]"),
+            ProxyUrlError::Https => f.write_str(
+                "an https:// proxy is not supported by kproxy: use http:// or socks5://",
+            ),
+            ProxyUrlError::UnsupportedScheme(scheme) => write!(
+                f,
+                "unsupported scheme {scheme:?}, must be http, https, or socks5"
+            ),
+            ProxyUrlError::BadHost => f.write_str("bad host"),
+            ProxyUrlError::BadPort => f.write_str("bad port"),
+            ProxyUrlError::NoHost => f.write_str("no host"),
+            ProxyUrlError::BadEscape => f.write_str("a bad %-escape in the user info"),
+            ProxyUrlError::NotUtf8 => f.write_str("user info that is not UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for ProxyUrlError {}
+
 impl ProxyUrl {
     /// `http://[user:password@]host[:port]` (port 80 by default) or
     /// `socks5://[user:password@]host[:port]` (1080), as client-go accepts them.
-    pub fn parse(url: &str) -> Result<ProxyUrl, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| "expected SCHEME://HOST[:PORT]".to_string())?;
+    pub fn parse(url: &str) -> Result<ProxyUrl, ProxyUrlError> {
+        let (scheme, rest) = url.split_once("://").ok_or(ProxyUrlError::NoScheme)?;
         let (kind, default_port) = match scheme {
             "http" => (Kind::Http, 80),
             "socks5" => (Kind::Socks5, 1080),
             // client-go speaks TLS to an https proxy, then TLS again inside:
             // two TLS layers kproxy's transport does not nest.
-            "https" => {
-                return Err(
-                    "an https:// proxy is not supported by kproxy: use http:// or socks5://".into(),
-                )
-            }
-            other => {
-                return Err(format!(
-                    "unsupported scheme {other:?}, must be http, https, or socks5"
-                ))
-            }
+            "https" => return Err(ProxyUrlError::Https),
+            other => return Err(ProxyUrlError::UnsupportedScheme(other.to_string())),
         };
         let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
         let (userinfo, hostport) = match authority.rsplit_once('@') {
@@ -68,13 +94,14 @@ impl ProxyUrl {
             }
             None => None,
         };
-        let (host, port) = crate::leaves::http::split_host_port(hostport).ok_or("bad host")?;
+        let (host, port) =
+            crate::leaves::http::split_host_port(hostport).ok_or(ProxyUrlError::BadHost)?;
         let port = match port {
-            Some(p) => p.parse().map_err(|_| "bad port")?,
+            Some(p) => p.parse().map_err(|_| ProxyUrlError::BadPort)?,
             None => default_port,
         };
         if host.is_empty() {
-            return Err("no host".into());
+            return Err(ProxyUrlError::NoHost);
         }
         Ok(ProxyUrl {
             kind,
@@ -222,10 +249,9 @@ fn refused(proxy: &ProxyUrl, target: &str, why: &str) -> io::Error {
 }
 
 /// `%XX` in a URL's user info; a broken escape is an error, as in Go's url.Parse.
-fn decode(text: &str) -> Result<String, String> {
-    let bytes =
-        crate::leaves::path::percent_decode(text).ok_or("a bad %-escape in the user info")?;
-    String::from_utf8(bytes).map_err(|_| "user info that is not UTF-8".to_string())
+fn decode(text: &str) -> Result<String, ProxyUrlError> {
+    let bytes = crate::leaves::path::percent_decode(text).ok_or(ProxyUrlError::BadEscape)?;
+    String::from_utf8(bytes).map_err(|_| ProxyUrlError::NotUtf8)
 }
 
 #[cfg(test)]
@@ -243,11 +269,10 @@ mod tests {
         assert!(!format!("{p:?}").contains("p:ss"));
         let p = ProxyUrl::parse("socks5://[::1]").unwrap();
         assert_eq!((p.kind, p.bare_host(), p.port), (Kind::Socks5, "::1", 1080));
-        assert!(ProxyUrl::parse("https://p:443")
-            .unwrap_err()
-            .contains("https"));
+        assert_eq!(ProxyUrl::parse("https://p:443"), Err(ProxyUrlError::Https));
         assert!(ProxyUrl::parse("ftp://p")
             .unwrap_err()
+            .to_string()
             .contains("must be http, https, or socks5"));
         assert!(ProxyUrl::parse("p:3128").is_err());
         assert!(ProxyUrl::parse("http://:3128").is_err());
