@@ -5,7 +5,8 @@
 #![no_main]
 
 use kproxy::edges::cli;
-use kproxy::pipeline::route::filter::{Browser, Filter, Patterns, Refusal};
+use kproxy::pipeline::route::filter::{Browser, Filter, Refusal};
+use kproxy::pipeline::route::patterns::Patterns;
 use kproxy::leaves::path::{canonical, PathError};
 use libfuzzer_sys::fuzz_target;
 

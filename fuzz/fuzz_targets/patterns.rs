@@ -2,7 +2,7 @@
 //! fast path for plain strings joined by `.*` decides exactly as the regex does.
 #![no_main]
 
-use kproxy::pipeline::route::filter::Patterns;
+use kproxy::pipeline::route::patterns::Patterns;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

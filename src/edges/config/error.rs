@@ -7,7 +7,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::leaves::yaml;
-use crate::pipeline::route::filter::PatternError;
+use crate::pipeline::route::patterns::PatternError;
 use crate::pipeline::www::WwwError;
 use crate::services::credentials::CredentialError;
 use crate::services::tls::TlsError;

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use crate::edges::cli::{self, Args};
 use crate::pipeline::exchange::ClientTimeouts;
-use crate::pipeline::route::filter::{Filter, Patterns};
+use crate::pipeline::route::filter::Filter;
+use crate::pipeline::route::patterns::Patterns;
 use crate::pipeline::www::StaticFiles;
 
 mod auth;

@@ -5,14 +5,16 @@
 //! for requests in flight, as a Pod's containers are expected to.
 
 pub mod metrics_server;
+mod shutdown;
+
+pub use shutdown::Shutdown;
 
 use std::io;
 use std::net::{IpAddr, Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -22,8 +24,9 @@ use crate::edges::config::Listen;
 use crate::leaves::http::refusal::Reason;
 use crate::leaves::socket::Socket;
 use crate::pipeline::exchange::Client;
-use crate::proxy::{Lifecycle, Proxy};
+use crate::proxy::Proxy;
 use crate::services::metrics::METRICS;
+use shutdown::Life;
 
 /// Stack for each connection thread. Measured on the static build: 32-36 KiB of
 /// stack touched by a connection that makes a fresh TLS handshake (ECDSA) and
@@ -72,7 +75,7 @@ impl Listener {
     }
 
     /// Connects to ourselves, to wake a thread blocked in `accept`.
-    fn poke(&self) {
+    pub(super) fn poke(&self) {
         match self {
             Listener::Tcp(l) => {
                 if let Ok(mut addr) = l.local_addr() {
@@ -170,101 +173,6 @@ fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     bound
 }
 
-/// Shared between the accept loop, connection threads and the signal handler.
-#[derive(Default)]
-pub struct Shutdown {
-    stopping: AtomicBool,
-    connections: Mutex<Vec<Arc<Tracked>>>,
-    drained: Condvar,
-}
-
-/// One live connection, as seen by the shutdown logic.
-struct Tracked {
-    stream: Socket,
-    idle: AtomicBool,
-}
-
-impl Shutdown {
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Starts a graceful stop: no new connections; idle ones closed now.
-    pub fn stop(&self, listener: &Listener) {
-        self.stopping.store(true, Ordering::SeqCst);
-        listener.poke();
-        let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        for conn in connections.iter().filter(|c| c.idle.load(Ordering::SeqCst)) {
-            // Wakes the thread's blocked read with end-of-stream.
-            conn.stream.shutdown(Direction::Read);
-        }
-    }
-
-    /// Waits until every connection has finished, or `grace` has passed.
-    /// Returns how many were still open.
-    pub fn drain(&self, grace: Duration) -> usize {
-        let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        let (connections, _) = self
-            .drained
-            .wait_timeout_while(connections, grace, |c| !c.is_empty())
-            .unwrap_or_else(|p| p.into_inner());
-        connections.len()
-    }
-
-    fn open_connections(&self) -> usize {
-        self.connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
-    }
-
-    fn track(&self, stream: Socket) -> Arc<Tracked> {
-        let tracked = Arc::new(Tracked {
-            stream,
-            idle: AtomicBool::new(false),
-        });
-        self.connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(tracked.clone());
-        tracked
-    }
-
-    fn untrack(&self, tracked: &Arc<Tracked>) {
-        let mut connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
-        connections.retain(|c| !Arc::ptr_eq(c, tracked));
-        if connections.is_empty() {
-            self.drained.notify_all();
-        }
-    }
-}
-
-/// A connection thread's view of the shutdown state.
-struct Life<'a> {
-    shutdown: &'a Shutdown,
-    tracked: Arc<Tracked>,
-}
-
-/// Untracks on drop, so a connection is forgotten even if its thread panics.
-impl Drop for Life<'_> {
-    fn drop(&mut self) {
-        self.shutdown.untrack(&self.tracked);
-    }
-}
-
-impl Lifecycle for Life<'_> {
-    fn idle(&self) -> bool {
-        // Marked idle first, then checked: `Shutdown::stop` sets the flag first,
-        // then looks at idle marks, so one of the two always sees the other.
-        self.tracked.idle.store(true, Ordering::SeqCst);
-        !self.shutdown.is_stopping()
-    }
-
-    fn busy(&self) {
-        self.tracked.idle.store(false, Ordering::SeqCst);
-    }
-}
-
 /// Accepts connections until shutdown, each served on its own thread, at most
 /// `max_connections` at once: past that a client gets a fast 503, so memory
 /// stays bounded however many connect.
@@ -351,10 +259,7 @@ fn spawn(stream: Socket, peer: Option<IpAddr>, proxy: &Arc<Proxy>, shutdown: &Ar
         let (proxy, shutdown, tracked) = (proxy.clone(), shutdown.clone(), tracked.clone());
         move || {
             let _open = METRICS.client_connections.open();
-            let life = Life {
-                shutdown: &shutdown,
-                tracked,
-            };
+            let life = Life::new(&shutdown, tracked);
             let mut client = Client::new(stream, write_half, peer);
             proxy.serve(&mut client, &life);
         }

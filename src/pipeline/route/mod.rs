@@ -6,6 +6,7 @@
 //! when it is canonical, so the filter judged exactly that path (see [`crate::leaves::path`]).
 
 pub mod filter;
+pub mod patterns;
 
 use crate::leaves::http::refusal::Reason;
 use crate::leaves::http::request::RequestHead;
