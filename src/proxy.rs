@@ -298,3 +298,6 @@ impl Logged {
 fn peer_name(peer: Option<IpAddr>) -> String {
     peer.map_or_else(|| "unix socket".into(), |ip| ip.to_string())
 }
+
+#[cfg(test)]
+mod tests;

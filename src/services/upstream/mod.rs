@@ -5,6 +5,8 @@
 //! ways once upgraded (`tunnel`).
 
 mod dial;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod pool;
 pub mod proxy_url;
 mod transport;

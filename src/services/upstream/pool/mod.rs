@@ -63,6 +63,8 @@ pub struct Pool {
 struct Shared {
     dialer: Box<dyn Dial>,
     limit: usize,
+    /// [`OVERFLOW_AFTER`], but for tests that count connections.
+    overflow_after: Duration,
     state: Mutex<State>,
     /// Wakes the dialer threads when there is a job.
     work: Condvar,
@@ -80,6 +82,8 @@ struct State {
     queue: VecDeque<Waiter>,
     jobs: VecDeque<Job>,
     next_waiter: u64,
+    /// The pool was dropped: the dialer threads end.
+    closed: bool,
 }
 
 struct Waiter {
@@ -114,9 +118,23 @@ pub struct Place {
 impl Pool {
     /// Starts the dialer threads, which make connections with `dialer`.
     pub fn new(dialer: impl Dial + 'static, limit: usize) -> Pool {
+        Pool::start(Box::new(dialer), limit, OVERFLOW_AFTER)
+    }
+
+    /// A pool whose requests wait their turn for the whole [`QUEUE_WAIT`],
+    /// never asking for a connection of their own: for tests that count
+    /// connections, which a loaded machine's slow dial (past
+    /// [`OVERFLOW_AFTER`]) would otherwise make one more of.
+    #[cfg(test)]
+    pub(crate) fn patient(dialer: impl Dial + 'static, limit: usize) -> Pool {
+        Pool::start(Box::new(dialer), limit, QUEUE_WAIT)
+    }
+
+    fn start(dialer: Box<dyn Dial>, limit: usize, overflow_after: Duration) -> Pool {
         let shared = Arc::new(Shared {
-            dialer: Box::new(dialer),
+            dialer,
             limit,
+            overflow_after,
             state: Mutex::new(State::default()),
             work: Condvar::new(),
         });
@@ -174,13 +192,14 @@ impl Pool {
         deliver: SyncSender<Delivery>,
         delivery: &Receiver<Delivery>,
     ) -> Result<Lease, ConnectError> {
-        let mut got = delivery.recv_timeout(OVERFLOW_AFTER).ok();
-        if got.is_none() {
+        let overflow_after = self.shared.overflow_after;
+        let mut got = delivery.recv_timeout(overflow_after).ok();
+        if got.is_none() && overflow_after < QUEUE_WAIT {
             let mut state = self.shared.lock();
             state.jobs.push_back(Job::Own(deliver, Some(id)));
             self.shared.work.notify_one();
             drop(state);
-            got = delivery.recv_timeout(QUEUE_WAIT - OVERFLOW_AFTER).ok();
+            got = delivery.recv_timeout(QUEUE_WAIT - overflow_after).ok();
         }
         // No longer waiting: out of the queue, and a dial for it not yet begun
         // is called off.
@@ -226,6 +245,18 @@ impl Pool {
         self.made_for_me().map(Lease::into_connection)
     }
 
+    /// Requests waiting their turn.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.shared.lock().queue.len()
+    }
+
+    /// Connections kept idle.
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> usize {
+        self.shared.lock().idle.len()
+    }
+
     fn made_for_me(&self) -> Result<Lease, ConnectError> {
         let (deliver, delivery) = sync_channel(1);
         let mut state = self.shared.lock();
@@ -237,6 +268,18 @@ impl Pool {
         delivery
             .recv()
             .unwrap_or(Err(ConnectError::Timeout("connecting")))
+    }
+}
+
+/// The dialer threads end, and idle connections are closed. (kproxy keeps
+/// its one pool for its whole life; a test makes many.)
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.closed = true;
+        state.idle.clear();
+        METRICS.upstream_idle.set(0);
+        self.shared.work.notify_all();
     }
 }
 
@@ -292,6 +335,9 @@ impl Shared {
                 loop {
                     if let Some(job) = state.jobs.pop_front() {
                         break job;
+                    }
+                    if state.closed {
+                        return;
                     }
                     let (next, waited) = self
                         .work
@@ -468,3 +514,6 @@ impl Drop for Place {
         self.detach();
     }
 }
+
+#[cfg(test)]
+mod tests;
