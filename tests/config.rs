@@ -11,22 +11,7 @@ use support::fake_apiserver::{temp_dir, KeyKind, Options};
 use support::*;
 
 fn fails_with(args: &[&str], env: &[(&str, &str)], needles: &[&str]) -> String {
-    let out = run_kproxy(args, env);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-    assert!(out.stdout.is_empty(), "{args:?} printed on stdout");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{args:?}: not one line: {stderr}"
-    );
-    for needle in needles {
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: {stderr:?} lacks {needle:?}"
-        );
-    }
-    stderr
+    assert_refused_to_start(&run_kproxy(args, env), needles, &[])
 }
 
 fn in_cluster_env(fake: &FakeApiServer) -> Vec<(&'static str, String)> {
@@ -489,15 +474,10 @@ fn a_token_rotated_by_the_kubelet_is_picked_up() {
 
     fake.accept_token("rotated-token");
     fake_apiserver::kubelet_write(&fake.sa_dir, "token", "rotated-token\n");
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while fake.last_request().header("Authorization") != Some("Bearer rotated-token") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the rotated token was never used"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    wait_until("the rotated token to be used", || {
         assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
-    }
+        fake.last_request().header("Authorization") == Some("Bearer rotated-token")
+    });
     fake.retire_token(TOKEN);
     assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
 

@@ -186,14 +186,10 @@ fn a_client_that_stops_reading_its_answer_is_let_go() {
     let mut conn = TcpStream::connect(&proxy.addr).unwrap();
     conn.write_all(b"GET /bytes?n=268435456 HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    while fake.requests().is_empty() || fake.open_connections() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the API server connection is still held for a client that reads nothing"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        "the API server connection of a client that reads nothing to close",
+        || !fake.requests().is_empty() && fake.open_connections() == 0,
+    );
     // The connection is closed: what was sent before is there, then the end.
     conn.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut all = Vec::new();
@@ -221,14 +217,9 @@ fn past_max_connections_clients_get_a_fast_503() {
         "{answer}"
     );
     drop(held);
-    let deadline = Instant::now() + PATIENCE;
-    while curl_status(&proxy.url("/api"), &[]) != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "connections freed but still refused"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("freed connections to be served again", || {
+        curl_status(&proxy.url("/api"), &[]) == 200
+    });
 }
 
 #[test]
@@ -240,20 +231,15 @@ fn a_body_cut_short_by_the_client_abandons_the_upstream_request() {
     conn.write_all(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\n\r\n")
         .unwrap();
     conn.write_all(&[b'x'; 200_000]).unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    while fake.requests().is_empty() {
-        assert!(Instant::now() < deadline);
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the request to reach the API server", || {
+        !fake.requests().is_empty()
+    });
     drop(conn);
     // The half-sent upstream request is not finished or pooled: its connection closes.
-    while fake.open_connections() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the upstream connection was kept"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "the half-sent request's upstream connection to close",
+        || fake.open_connections() == 0,
+    );
     assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
 }
 
@@ -279,15 +265,9 @@ fn running_out_of_file_descriptors_is_survived() {
         .collect();
     thread::sleep(Duration::from_millis(500));
     drop(flood);
-    let deadline = Instant::now() + PATIENCE;
-    while curl_status(&proxy.url("/api"), &["--max-time", "2"]) != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "kproxy did not recover: {}",
-            proxy.stderr()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("kproxy to recover from running out of descriptors", || {
+        curl_status(&proxy.url("/api"), &["--max-time", "2"]) == 200
+    });
     let logs = proxy.stderr();
     assert!(logs.contains("Too many open files"), "{logs}");
     // Logged once per spell of failures, not once per retry.

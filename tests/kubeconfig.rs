@@ -61,21 +61,7 @@ fn get(proxy: &Kproxy, path: &str) -> (u16, String) {
 
 /// Runs kproxy expecting it to refuse its configuration: one line, exit 1, no secret.
 fn refuses(args: &[&str], env: &[(&str, &str)], needles: &[&str], secrets: &[&str]) -> String {
-    let out = run_kproxy(args, env);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "not one line: {stderr}"
-    );
-    for needle in needles {
-        assert!(stderr.contains(needle), "{stderr:?} lacks {needle:?}");
-    }
-    for secret in secrets {
-        assert!(!stderr.contains(secret), "{stderr:?} shows a secret");
-    }
-    stderr
+    assert_refused_to_start(&run_kproxy(args, env), needles, secrets)
 }
 
 #[test]
@@ -276,18 +262,10 @@ fn a_rotated_client_certificate_retires_pooled_connections() {
     assert_eq!(fake.last_request().client_cn.as_deref(), Some("before"));
 
     write("after");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    wait_until("the new client certificate to be used", || {
         assert_eq!(get(&proxy, "/api").0, 200);
-        if fake.last_request().client_cn.as_deref() == Some("after") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new certificate was never used"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        fake.last_request().client_cn.as_deref() == Some("after")
+    });
     // And every later request goes with it: the old pooled connection is gone.
     for _ in 0..5 {
         assert_eq!(get(&proxy, "/api").0, 200);

@@ -215,13 +215,6 @@ fn unsupported_proxy_urls_are_one_line_without_the_password() {
         let dir = temp_dir("proxy-url-bad");
         let file = kubeconfig_via(&fake, &dir, url);
         let out = run_kproxy(&["--kubeconfig", file.to_str().unwrap()], &[]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-        assert!(
-            stderr.contains(needle) && stderr.contains(r#"cluster "lab""#),
-            "{stderr}"
-        );
-        assert!(!stderr.contains("secretpw"), "{stderr}");
+        assert_refused_to_start(&out, &[needle, r#"cluster "lab""#], &["secretpw"]);
     }
 }

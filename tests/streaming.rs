@@ -148,14 +148,9 @@ fn a_client_leaving_a_quiet_watch_frees_the_upstream_connection() {
     assert_eq!(fake.open_connections(), 1);
     // The watch is now quiet for ten minutes; the client leaves.
     drop(reader);
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while fake.open_connections() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the upstream connection was kept open"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the left watch's upstream connection to close", || {
+        fake.open_connections() == 0
+    });
     // And the proxy is fine.
     assert_eq!(curl_status(&proxy.url("/api"), &[]), 200);
 }

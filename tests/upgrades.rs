@@ -9,7 +9,7 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -71,15 +71,9 @@ fn echo_round_trip(reader: BufReader<TcpStream>, data: Vec<u8>) {
 }
 
 fn wait_for_no_open_connections(fake: &FakeApiServer) {
-    let deadline = Instant::now() + PATIENCE;
-    while fake.open_connections() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{} connection(s) to the API server left open",
-            fake.open_connections()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("every connection to the API server to close", || {
+        fake.open_connections() == 0
+    });
 }
 
 #[test]

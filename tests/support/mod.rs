@@ -457,6 +457,37 @@ pub fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Polls `done` until it holds, for up to [`PATIENCE`]; `what` says what was
+/// awaited when it never comes. The one way tests wait for something to happen.
+pub fn wait_until(what: impl std::fmt::Display, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting: {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Checks that kproxy refused to start as it should: exit status 1, nothing
+/// on stdout, one line on stderr that holds every `needle` and no `secret`.
+/// Returns that line.
+pub fn assert_refused_to_start(out: &Output, needles: &[&str], secrets: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "printed on stdout: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    for needle in needles {
+        assert!(stderr.contains(needle), "{stderr:?} lacks {needle:?}");
+    }
+    for secret in secrets {
+        assert!(!stderr.contains(secret), "{stderr:?} shows a secret");
+    }
+    stderr
+}
+
 /// One scrape's body; the answer must be a 200 in the exposition format.
 pub fn scrape(addr: &str) -> String {
     let answer = raw(addr, b"GET /metrics HTTP/1.1\r\nHost: pod-ip\r\n\r\n");
