@@ -33,7 +33,7 @@ rustup target list --installed | grep -qx "$target" || rustup target add "$targe
 # and the headers are only a Recommends of the cross gcc) and links against the
 # musl that Rust's target ships: chosen over zig because a fresh machine has it in
 # half a minute (zig's cargo-zigbuild takes minutes to install and its first
-# build minutes more), and the builds are alike (see README).
+# build minutes more), and the builds are alike (see docs/image.md).
 arch=${target%%-*}
 if [ "$arch" = "$(uname -m)" ]; then
     need_rust_build_tools

@@ -5,7 +5,7 @@
 //!
 //! Each case runs against a fresh kproxy; its resident memory (VmRSS, and the
 //! peak VmHWM) is read from /proc once every connection is in place. The table
-//! is printed: `cargo test --test memory -- --nocapture`; the README's
+//! is printed: `cargo test --test memory -- --nocapture`; docs/flags.md's
 //! figures come from it. `KPROXY_BIN=path` measures another build.
 
 #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]

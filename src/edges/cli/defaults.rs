@@ -27,7 +27,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// static build peaks at 25.6 MiB (tests/memory.rs), under the manifests' 40Mi.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Connections to the API server for ordinary requests (streams have their
-/// own). Chosen by scripts/bench.sh; see README "Measured".
+/// own). Chosen by scripts/bench.sh; see docs/benchmarks.md.
 pub const DEFAULT_MAX_UPSTREAM_CONNECTIONS: usize = 32;
 /// How long an exec credential plugin may run before kproxy stops it. client-go
 /// waits forever; `aws eks get-token` takes a second or two, a cold Python start

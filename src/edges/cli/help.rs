@@ -80,7 +80,7 @@ Limits:
       --idle-timeout DURATION  Close a keep-alive connection idle this long (default 2m)
   Watches, log streams and exec/port-forward tunnels have no timeout.
 
-Operating (kproxy's own; see README \"Operating kproxy\"):
+Operating (kproxy's own; see docs/operating.md):
       --metrics-address HOST:PORT
                                Serve Prometheus metrics at http://HOST:PORT/metrics
                                (off by default; 0.0.0.0:9091 to let Prometheus in)

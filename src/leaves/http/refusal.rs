@@ -1,6 +1,6 @@
 //! Why kproxy answered a request itself instead of the API server: one
 //! [`Reason`] per rule, named the same in the `Status` body the client gets, in
-//! the log line and in `kproxy_refusals_total{reason=...}` (README "Why did my
+//! the log line and in `kproxy_refusals_total{reason=...}` (docs/operating.md, "Why did my
 //! request fail?").
 
 use crate::leaves::http::response::LocalResponse;

@@ -65,7 +65,7 @@ pub fn render() -> String {
     by_label(
         &mut out,
         "kproxy_refusals_total",
-        "Requests (and connections) kproxy answered itself, by rule; see README \"Why did my request fail?\".",
+        "Requests (and connections) kproxy answered itself, by rule; see docs/operating.md, \"Why did my request fail?\".",
         "reason",
         Reason::ALL.map(|r| (r.label(), m.refusals[r as usize].get())),
     );

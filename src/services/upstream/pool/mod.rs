@@ -47,7 +47,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub const QUEUE_WAIT: Duration = Duration::from_secs(30);
 /// How long a request waits for its turn before it also asks for a connection
 /// of its own. A cold burst of 256 clients is served in turns of about 30 ms at
-/// the 99th percentile (README "Measured"), so a burst never gets here; a
+/// the 99th percentile (docs/benchmarks.md), so a burst never gets here; a
 /// request stuck behind slow answers does, and is answered within a second.
 pub const OVERFLOW_AFTER: Duration = Duration::from_millis(250);
 /// How often the dialers look for idle connections to close.
