@@ -21,7 +21,11 @@ const MAX_ANSWER: u64 = 64 * 1024;
 
 /// Why a check failed, worded for the probe's event in `kubectl describe pod`.
 #[derive(Debug)]
-pub enum CheckError {
+pub struct CheckError(Box<CheckFailure>);
+
+/// What the check found wrong.
+#[derive(Debug)]
+pub enum CheckFailure {
     /// `--host` holds a character no Host header may carry.
     BadHost(String),
     /// `--address` is not an IP address.
@@ -48,50 +52,63 @@ pub enum CheckError {
 
 impl fmt::Display for CheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BadHost(host) => write!(f, "invalid --host {host:?}"),
-            Self::BadAddress(address) => {
+        match &*self.0 {
+            CheckFailure::BadHost(host) => write!(f, "invalid --host {host:?}"),
+            CheckFailure::BadAddress(address) => {
                 write!(f, "invalid --address {address:?}: expected an IP address")
             }
-            Self::Unreachable { target, error } => {
+            CheckFailure::Unreachable { target, error } => {
                 write!(f, "nothing answers on {target}: {error}")
             }
-            Self::Timeouts(error) => write!(f, "cannot set the check's timeout: {error}"),
-            Self::NoAnswer {
+            CheckFailure::Timeouts(error) => write!(f, "cannot set the check's timeout: {error}"),
+            CheckFailure::NoAnswer {
                 target,
                 path,
                 error,
             } => write!(f, "no answer from {target} for {path}: {error}"),
-            Self::NotHttp { target, path } => {
+            CheckFailure::NotHttp { target, path } => {
                 write!(
                     f,
                     "{target} answered {path} with something that is not HTTP"
                 )
             }
-            Self::HostRefused { target, host } => write!(
+            CheckFailure::HostRefused { target, host } => write!(
                 f,
                 "{target} refused the check (403): pass --host with a name its --accept-hosts \
                  accepts (sent Host: {host})"
             ),
-            Self::NotKproxy { target, code } => {
+            CheckFailure::NotKproxy { target, code } => {
                 write!(
                     f,
                     "{target} answers, but not as kproxy does (status {code})"
                 )
             }
-            Self::NotReady { path, code } => {
+            CheckFailure::NotReady { path, code } => {
                 write!(f, "the API server is not ready: {path} answered {code}")
             }
         }
     }
 }
 
+impl From<CheckFailure> for CheckError {
+    fn from(failure: CheckFailure) -> Self {
+        CheckError(Box::new(failure))
+    }
+}
+
+impl CheckError {
+    /// What the check found wrong.
+    pub fn failure(&self) -> &CheckFailure {
+        &self.0
+    }
+}
+
 impl Error for CheckError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            Self::Unreachable { error, .. }
-            | Self::NoAnswer { error, .. }
-            | Self::Timeouts(error) => Some(error),
+        match self.failure() {
+            CheckFailure::Unreachable { error, .. }
+            | CheckFailure::NoAnswer { error, .. }
+            | CheckFailure::Timeouts(error) => Some(error),
             _ => None,
         }
     }
@@ -101,22 +118,22 @@ impl Error for CheckError {
 pub fn run(args: &CheckArgs) -> Result<(), CheckError> {
     let (code, body) = get(args, ALIVE_PATH)?;
     if code == 403 {
-        return Err(CheckError::HostRefused {
+        return Err(CheckError::from(CheckFailure::HostRefused {
             target: describe(args),
             host: args.host.clone(),
-        });
+        }));
     }
     if code != 200 || body.trim() != "ok" {
-        return Err(CheckError::NotKproxy {
+        return Err(CheckError::from(CheckFailure::NotKproxy {
             target: describe(args),
             code,
-        });
+        }));
     }
     if args.ready {
         let path = format!("{}/readyz", args.api_prefix.trim_end_matches('/'));
         let (code, _) = get(args, &path)?;
         if code != 200 {
-            return Err(CheckError::NotReady { path, code });
+            return Err(CheckError::from(CheckFailure::NotReady { path, code }));
         }
     }
     Ok(())
@@ -132,7 +149,7 @@ fn describe(args: &CheckArgs) -> String {
 /// One `GET` with `Connection: close`; returns the status and the body.
 fn get(args: &CheckArgs, path: &str) -> Result<(u16, String), CheckError> {
     if args.host.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        return Err(CheckError::BadHost(args.host.clone()));
+        return Err(CheckError::from(CheckFailure::BadHost(args.host.clone())));
     }
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
@@ -142,21 +159,27 @@ fn get(args: &CheckArgs, path: &str) -> Result<(u16, String), CheckError> {
         Some(socket) => UnixStream::connect(socket).map(Socket::Unix),
         None => TcpStream::connect_timeout(&tcp_address(args)?, args.timeout).map(Socket::Tcp),
     };
-    let stream = stream.map_err(|error| CheckError::Unreachable {
-        target: describe(args),
-        error,
+    let stream = stream.map_err(|error| {
+        CheckError::from(CheckFailure::Unreachable {
+            target: describe(args),
+            error,
+        })
     })?;
     stream
         .set_timeouts(Some(args.timeout))
-        .map_err(CheckError::Timeouts)?;
-    let answer = exchange(stream, &request).map_err(|error| CheckError::NoAnswer {
-        target: describe(args),
-        path: path.to_string(),
-        error,
+        .map_err(|e| CheckError::from(CheckFailure::Timeouts(e)))?;
+    let answer = exchange(stream, &request).map_err(|error| {
+        CheckError::from(CheckFailure::NoAnswer {
+            target: describe(args),
+            path: path.to_string(),
+            error,
+        })
     })?;
-    parse_answer(&answer).ok_or_else(|| CheckError::NotHttp {
-        target: describe(args),
-        path: path.to_string(),
+    parse_answer(&answer).ok_or_else(|| {
+        CheckError::from(CheckFailure::NotHttp {
+            target: describe(args),
+            path: path.to_string(),
+        })
     })
 }
 
@@ -165,7 +188,7 @@ fn tcp_address(args: &CheckArgs) -> Result<SocketAddr, CheckError> {
     let host = args.address.trim_start_matches('[').trim_end_matches(']');
     let ip: IpAddr = host
         .parse()
-        .map_err(|_| CheckError::BadAddress(args.address.clone()))?;
+        .map_err(|_| CheckError::from(CheckFailure::BadAddress(args.address.clone())))?;
     let ip = match ip {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),

@@ -161,8 +161,13 @@ impl Default for Args {
 }
 
 /// A command line that could not be understood. The message names the flag.
+/// Boxed, so that each flag's `Result` stays two words wide.
 #[derive(Debug)]
-pub enum UsageError {
+pub struct UsageError(Box<Usage>);
+
+/// What is wrong with the command line.
+#[derive(Debug)]
+pub enum Usage {
     /// lexopt's own: an unknown flag, a missing or unexpected value.
     Flags(lexopt::Error),
     /// A value the flag cannot take: the value, the flag, and what it takes.
@@ -177,14 +182,14 @@ pub enum UsageError {
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UsageError::Flags(e) => e.fmt(f)?,
-            UsageError::Value {
+        match &*self.0 {
+            Usage::Flags(e) => e.fmt(f)?,
+            Usage::Value {
                 value,
                 flag,
                 expected,
             } => write!(f, "invalid value {value:?} for {flag}: expected {expected}")?,
-            UsageError::Unexpected(value) => write!(
+            Usage::Unexpected(value) => write!(
                 f,
                 "unexpected argument {value:?}: kproxy takes only flags (and the `check` command)"
             )?,
@@ -193,10 +198,23 @@ impl fmt::Display for UsageError {
     }
 }
 
+impl From<Usage> for UsageError {
+    fn from(usage: Usage) -> Self {
+        UsageError(Box::new(usage))
+    }
+}
+
+impl UsageError {
+    /// What is wrong.
+    pub fn usage(&self) -> &Usage {
+        &self.0
+    }
+}
+
 impl std::error::Error for UsageError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            UsageError::Flags(e) => Some(e),
+        match self.usage() {
+            Usage::Flags(e) => Some(e),
             _ => None,
         }
     }
@@ -204,7 +222,7 @@ impl std::error::Error for UsageError {
 
 impl From<lexopt::Error> for UsageError {
     fn from(e: lexopt::Error) -> Self {
-        UsageError::Flags(e)
+        Usage::Flags(e).into()
     }
 }
 
@@ -278,7 +296,11 @@ where
                 args.max_upstream_connections = number(&mut parser, "--max-upstream-connections")?
             }
             Value(v) if v == "check" && was_first => return parse_check(parser),
-            Value(v) => return Err(UsageError::Unexpected(v.to_string_lossy().into_owned())),
+            Value(v) => {
+                return Err(UsageError::from(Usage::Unexpected(
+                    v.to_string_lossy().into_owned(),
+                )))
+            }
             other => return Err(other.unexpected().into()),
         }
     }
@@ -318,10 +340,12 @@ fn number<T: std::str::FromStr>(
     flag: &'static str,
 ) -> Result<T, UsageError> {
     let value = string(parser)?;
-    value.parse().map_err(|_| UsageError::Value {
-        value,
-        flag,
-        expected: "a number",
+    value.parse().map_err(|_| {
+        UsageError::from(Usage::Value {
+            value,
+            flag,
+            expected: "a number",
+        })
     })
 }
 
@@ -334,11 +358,11 @@ fn boolean(parser: &mut lexopt::Parser, flag: &'static str) -> Result<bool, Usag
     match value.to_str() {
         Some("true" | "1" | "t" | "T" | "TRUE" | "True") => Ok(true),
         Some("false" | "0" | "f" | "F" | "FALSE" | "False") => Ok(false),
-        _ => Err(UsageError::Value {
+        _ => Err(UsageError::from(Usage::Value {
             value: value.to_string_lossy().into_owned(),
             flag,
             expected: "true or false",
-        }),
+        })),
     }
 }
 
@@ -352,11 +376,11 @@ fn keepalive(parser: &mut lexopt::Parser) -> Result<Option<Duration>, UsageError
     match parse_duration(&value) {
         Some(Duration::ZERO) => Ok(Some(DEFAULT_KEEPALIVE)),
         Some(period) => Ok(Some(period)),
-        None => Err(UsageError::Value {
+        None => Err(UsageError::from(Usage::Value {
             value,
             flag: "--keepalive",
             expected: "a duration such as 30s (negative: off)",
-        }),
+        })),
     }
 }
 
@@ -364,11 +388,11 @@ fn log_format(parser: &mut lexopt::Parser) -> Result<crate::leaves::log::Format,
     match string(parser)?.as_str() {
         "text" => Ok(crate::leaves::log::Format::Text),
         "json" => Ok(crate::leaves::log::Format::Json),
-        other => Err(UsageError::Value {
+        other => Err(UsageError::from(Usage::Value {
             value: other.to_string(),
             flag: "--log-format",
             expected: "text or json",
-        }),
+        })),
     }
 }
 
@@ -376,10 +400,10 @@ fn duration(parser: &mut lexopt::Parser, flag: &'static str) -> Result<Duration,
     let value = string(parser)?;
     match parse_duration(&value) {
         Some(duration) => Ok(duration),
-        None => Err(UsageError::Value {
+        None => Err(UsageError::from(Usage::Value {
             value,
             flag,
             expected: "a duration such as 30s, 1m or 500ms",
-        }),
+        })),
     }
 }

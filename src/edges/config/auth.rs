@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::kubeconfig::{Entry, User};
 use super::select::Base;
-use super::{ConfigError, ServerUrl};
+use super::{ConfigError, ConfigProblem, ServerUrl};
 use crate::edges::cli::Args;
 use crate::leaves::json;
 use crate::services::credentials::exec::{self, ExecPlugin, ExecSettings};
@@ -39,10 +39,10 @@ pub fn identity(args: &Args, user: Option<&Entry<User>>) -> Result<Option<Identi
             return Ok(Some(Pem::File(path.clone())));
         }
         match (file, data) {
-            (Some(_), Some(_)) => Err(ConfigError::BothFileAndData {
+            (Some(_), Some(_)) => Err(ConfigError::from(ConfigProblem::BothFileAndData {
                 whose: describe(),
                 field,
-            }),
+            })),
             (Some(path), None) => Ok(Some(Pem::File(path.clone()))),
             (None, Some(bytes)) => Ok(Some(Pem::Inline {
                 source: format!("({field}-data of {})", describe()),
@@ -67,8 +67,12 @@ pub fn identity(args: &Args, user: Option<&Entry<User>>) -> Result<Option<Identi
     match (cert, key) {
         (Some(cert), Some(key)) => Ok(Some(Identity::Pem { cert, key })),
         (None, None) => Ok(None),
-        (Some(_), None) => Err(ConfigError::CertificateWithoutKey(describe())),
-        (None, Some(_)) => Err(ConfigError::KeyWithoutCertificate(describe())),
+        (Some(_), None) => Err(ConfigError::from(ConfigProblem::CertificateWithoutKey(
+            describe(),
+        ))),
+        (None, Some(_)) => Err(ConfigError::from(ConfigProblem::KeyWithoutCertificate(
+            describe(),
+        ))),
     }
 }
 
@@ -84,9 +88,9 @@ pub fn credentials(
 
     let token = match (&args.token, &args.token_file) {
         (Some(_), Some(_)) => {
-            return Err(ConfigError::Conflict(
+            return Err(ConfigError::from(ConfigProblem::Conflict(
                 "--token and --token-file cannot be used together: keep --token-file",
-            ))
+            )))
         }
         (Some(token), None) => Some(TokenSource::fixed(&token.0)?),
         (None, Some(path)) => Some(TokenSource::file(path)?),
@@ -123,12 +127,16 @@ pub fn credentials(
             Some(TokenSource::basic(username, password.unwrap_or_default()))
         }
         // kubectl would ask for the username on a terminal.
-        (None, Some(_)) => return Err(ConfigError::PasswordWithoutUsername(describe())),
+        (None, Some(_)) => {
+            return Err(ConfigError::from(ConfigProblem::PasswordWithoutUsername(
+                describe(),
+            )))
+        }
     };
     let has_cert = has_client_certificate(args, user);
 
     let authorization = match (token, basic) {
-        (Some(_), Some(_)) => return Err(ConfigError::TwoMethods(describe())),
+        (Some(_), Some(_)) => return Err(ConfigError::from(ConfigProblem::TwoMethods(describe()))),
         (Some(token), None) => token,
         (None, Some(basic)) => basic,
         (None, None) => match (&base.in_cluster, user, plugin) {
@@ -167,7 +175,7 @@ fn no_credentials(base: &Base) -> ConfigError {
         },
         (None, None) => "the kubeconfig selection has no user".into(),
     };
-    ConfigError::NoCredentials(what)
+    ConfigError::from(ConfigProblem::NoCredentials(what))
 }
 
 /// Where the user's settings come from, for messages.
@@ -185,10 +193,10 @@ fn has_client_certificate(args: &Args, user: Option<&User>) -> bool {
 /// A user with no token, password, certificate or plugin: an auth-provider, or nobody.
 fn no_auth_provider(user: &User, describe: &str) -> Result<TokenSource, ConfigError> {
     if let Some(provider) = &user.auth_provider {
-        return Err(ConfigError::AuthProvider {
+        return Err(ConfigError::from(ConfigProblem::AuthProvider {
             whose: describe.to_string(),
             provider: provider.clone(),
-        });
+        }));
     }
     Ok(TokenSource::None)
 }
@@ -221,9 +229,11 @@ pub fn exec_plugin(
         return Ok(None);
     }
     let describe = entry.describe("user");
-    let missing = |field: &'static str| ConfigError::ExecFieldMissing {
-        whose: describe.clone(),
-        field,
+    let missing = |field: &'static str| {
+        ConfigError::from(ConfigProblem::ExecFieldMissing {
+            whose: describe.clone(),
+            field,
+        })
     };
     let command = plugin
         .command
@@ -235,22 +245,24 @@ pub fn exec_plugin(
         Some(exec::V1BETA1) => exec::V1BETA1,
         None => return Err(missing("exec.apiVersion")),
         Some(other) => {
-            return Err(ConfigError::ExecVersion {
+            return Err(ConfigError::from(ConfigProblem::ExecVersion {
                 whose: describe,
                 version: other.to_string(),
-            })
+            }))
         }
     };
     // v1 requires interactiveMode; v1beta1 defaults it to IfAvailable.
     match (plugin.interactive_mode.as_deref(), api_version) {
         (None, exec::V1) => return Err(missing("exec.interactiveMode")),
-        (Some("Always"), _) => return Err(ConfigError::ExecInteractive(describe)),
+        (Some("Always"), _) => {
+            return Err(ConfigError::from(ConfigProblem::ExecInteractive(describe)))
+        }
         (None | Some("Never" | "IfAvailable"), _) => {}
         (Some(other), _) => {
-            return Err(ConfigError::ExecMode {
+            return Err(ConfigError::from(ConfigProblem::ExecMode {
                 whose: describe,
                 mode: other.to_string(),
-            })
+            }))
         }
     }
     let cluster = match plugin.provide_cluster_info {
@@ -284,20 +296,19 @@ fn cluster_info(
     if cluster.is_some_and(|c| c.insecure_skip_tls_verify) {
         fields.push("\"insecure-skip-tls-verify\":true".into());
     }
-    let ca =
-        match cluster {
-            Some(c) => match (&c.certificate_authority_data, &c.certificate_authority) {
-                (Some(data), _) => Some(data.clone()),
-                (None, Some(path)) => Some(std::fs::read(path).map_err(|source| {
-                    ConfigError::CertificateAuthority {
-                        path: path.clone(),
-                        source,
-                    }
-                })?),
-                (None, None) => None,
-            },
-            None => None,
-        };
+    let ca = match cluster {
+        Some(c) => match (&c.certificate_authority_data, &c.certificate_authority) {
+            (Some(data), _) => Some(data.clone()),
+            (None, Some(path)) => Some(std::fs::read(path).map_err(|source| {
+                ConfigError::from(ConfigProblem::CertificateAuthority {
+                    path: path.clone(),
+                    source,
+                })
+            })?),
+            (None, None) => None,
+        },
+        None => None,
+    };
     if let Some(ca) = ca {
         fields.push(format!(
             "\"certificate-authority-data\":{}",
@@ -327,7 +338,9 @@ fn impersonation(args: &Args, user: Option<&Entry<User>>) -> Result<Option<Vec<u
     };
     if who.user.is_empty() {
         if who.uid.is_some() || !who.groups.is_empty() || !who.extra.is_empty() {
-            return Err(ConfigError::ImpersonationWithoutUser(describe_user(user)));
+            return Err(ConfigError::from(ConfigProblem::ImpersonationWithoutUser(
+                describe_user(user),
+            )));
         }
         return Ok(None);
     }

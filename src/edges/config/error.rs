@@ -13,9 +13,15 @@ use crate::services::credentials::CredentialError;
 use crate::services::tls::TlsError;
 use crate::services::upstream::proxy_url::ProxyUrlError;
 
-/// A configuration problem.
+/// A configuration problem: boxed, so that the `Result` of every step of
+/// reading a configuration stays two words wide (a `ConfigProblem` is up to a
+/// hundred bytes, and the happy path would move them all at each `?`).
 #[derive(Debug)]
-pub enum ConfigError {
+pub struct ConfigError(Box<ConfigProblem>);
+
+/// What is wrong with the configuration.
+#[derive(Debug)]
+pub enum ConfigProblem {
     // Flags.
     /// Two flags that contradict each other (kubectl's own sentences).
     Conflict(&'static str),
@@ -165,9 +171,9 @@ impl fmt::Display for Files<'_> {
     }
 }
 
-impl fmt::Display for ConfigError {
+impl fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use ConfigError::*;
+        use ConfigProblem::*;
         match self {
             Conflict(sentence) => f.write_str(sentence),
             ZeroCount(flag) => write!(f, "invalid {flag} 0: it must be at least 1"),
@@ -360,10 +366,29 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ConfigError {
+    /// What is wrong.
+    pub fn problem(&self) -> &ConfigProblem {
+        &self.0
+    }
+}
+
+impl From<ConfigProblem> for ConfigError {
+    fn from(problem: ConfigProblem) -> Self {
+        ConfigError(Box::new(problem))
+    }
+}
+
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        use ConfigError::*;
-        match self {
+        use ConfigProblem::*;
+        match self.problem() {
             Patterns { source, .. } => Some(source),
             Www(e) => Some(e),
             ProxyUrl { source, .. } => Some(source),
@@ -378,12 +403,12 @@ impl std::error::Error for ConfigError {
 
 impl From<CredentialError> for ConfigError {
     fn from(e: CredentialError) -> Self {
-        ConfigError::Credential(e)
+        ConfigProblem::Credential(e).into()
     }
 }
 
 impl From<TlsError> for ConfigError {
     fn from(e: TlsError) -> Self {
-        ConfigError::Tls(e)
+        ConfigProblem::Tls(e).into()
     }
 }

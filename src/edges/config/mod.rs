@@ -24,7 +24,7 @@ mod select;
 mod server;
 mod upstream;
 
-pub use error::{ConfigError, Looked};
+pub use error::{ConfigError, ConfigProblem, Looked};
 pub use server::ServerUrl;
 pub use upstream::UpstreamConfig;
 
@@ -78,7 +78,10 @@ impl Config {
         let api_prefix = api_prefix(&args.api_prefix)?;
         // kubectl serves no files unless asked: never the working directory by default.
         let www = match &args.www {
-            Some(dir) => Some(StaticFiles::new(dir, &args.www_prefix).map_err(ConfigError::Www)?),
+            Some(dir) => Some(
+                StaticFiles::new(dir, &args.www_prefix)
+                    .map_err(|e| ConfigError::from(ConfigProblem::Www(e)))?,
+            ),
             None => None,
         };
         let timeouts = ClientTimeouts {
@@ -90,7 +93,7 @@ impl Config {
             ("--max-upstream-connections", args.max_upstream_connections),
         ] {
             if value == 0 {
-                return Err(ConfigError::ZeroCount(flag));
+                return Err(ConfigError::from(ConfigProblem::ZeroCount(flag)));
             }
         }
         let metrics = args
@@ -122,9 +125,9 @@ fn listen(args: &Args) -> Result<Listen, ConfigError> {
     if let Some(path) = &args.unix_socket {
         // kubectl's own rule: a unix socket and a non-default port contradict each other.
         if args.port != cli::DEFAULT_PORT {
-            return Err(ConfigError::Conflict(
+            return Err(ConfigError::from(ConfigProblem::Conflict(
                 "cannot set --unix-socket and --port at the same time",
-            ));
+            )));
         }
         return Ok(Listen::Unix(path.clone()));
     }
@@ -137,7 +140,7 @@ fn listen(args: &Args) -> Result<Listen, ConfigError> {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .map(|a| a.ip())
-            .ok_or_else(|| ConfigError::Address(args.address.clone()))?,
+            .ok_or_else(|| ConfigError::from(ConfigProblem::Address(args.address.clone())))?,
     };
     Ok(Listen::Tcp(SocketAddr::new(ip, args.port)))
 }
@@ -152,7 +155,7 @@ fn metrics_address(value: &str) -> Result<SocketAddr, ConfigError> {
         .to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| ConfigError::MetricsAddress(value.to_string()))
+        .ok_or_else(|| ConfigError::from(ConfigProblem::MetricsAddress(value.to_string())))
 }
 
 fn filter(
@@ -172,7 +175,8 @@ fn filter(
         return Ok(None);
     }
     let patterns = |flag: &'static str, value: &str| {
-        Patterns::parse(value).map_err(|source| ConfigError::Patterns { flag, source })
+        Patterns::parse(value)
+            .map_err(|source| ConfigError::from(ConfigProblem::Patterns { flag, source }))
     };
     Ok(Some(Filter {
         accept_hosts: patterns("--accept-hosts", &args.accept_hosts)?,
@@ -185,7 +189,7 @@ fn filter(
 
 fn positive(value: Duration, flag: &'static str) -> Result<Duration, ConfigError> {
     match value.is_zero() {
-        true => Err(ConfigError::ZeroDuration(flag)),
+        true => Err(ConfigError::from(ConfigProblem::ZeroDuration(flag))),
         false => Ok(value),
     }
 }
@@ -193,7 +197,9 @@ fn positive(value: Duration, flag: &'static str) -> Result<Duration, ConfigError
 /// kubectl adds the trailing slash; a prefix must start with one too.
 fn api_prefix(prefix: &str) -> Result<String, ConfigError> {
     if !prefix.starts_with('/') {
-        return Err(ConfigError::ApiPrefix(prefix.to_string()));
+        return Err(ConfigError::from(ConfigProblem::ApiPrefix(
+            prefix.to_string(),
+        )));
     }
     let mut prefix = prefix.to_string();
     if !prefix.ends_with('/') {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::kubeconfig::{Cluster, Context, Entry, Kubeconfig, User};
-use super::{ConfigError, Environment, Looked, ServerUrl};
+use super::{ConfigError, ConfigProblem, Environment, Looked, ServerUrl};
 use crate::edges::cli::Args;
 
 /// What the flags are laid over: a kubeconfig's cluster and user, or the Pod's
@@ -44,7 +44,7 @@ pub fn in_cluster(
             [] => Looked::NoKubeconfig,
             _ => Looked::NoContext(files.to_vec()),
         };
-        return Err(ConfigError::NoApiServer(looked));
+        return Err(ConfigError::from(ConfigProblem::NoApiServer(looked)));
     };
     Ok(InCluster {
         server: ServerUrl::in_cluster(&host, &port)?,
@@ -60,20 +60,22 @@ pub fn select<'a>(
     args: &Args,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Base<'a>>, ConfigError> {
-    let find = |kind: &'static str, name: &str| ConfigError::NoSuchEntry {
-        kind,
-        name: name.to_string(),
-        files: config.files.clone(),
+    let find = |kind: &'static str, name: &str| {
+        ConfigError::from(ConfigProblem::NoSuchEntry {
+            kind,
+            name: name.to_string(),
+            files: config.files.clone(),
+        })
     };
     let context: Option<&Entry<Context>> = match (&args.context, &config.current_context) {
         (Some(name), _) => {
             Some(named(&config.contexts, name).ok_or_else(|| find("context", name))?)
         }
         (None, Some((name, file))) => Some(named(&config.contexts, name).ok_or_else(|| {
-            ConfigError::DanglingCurrentContext {
+            ConfigError::from(ConfigProblem::DanglingCurrentContext {
                 name: name.clone(),
                 file: file.clone(),
-            }
+            })
         })?),
         (None, None) => None,
     };
@@ -88,15 +90,13 @@ pub fn select<'a>(
         (Some(name), _) => {
             Some(named(&config.clusters, name).ok_or_else(|| find("cluster", name))?)
         }
-        (None, Some(name)) => {
-            Some(
-                named(&config.clusters, name).ok_or_else(|| ConfigError::NoSuchCluster {
-                    context: context.map(|c| c.describe("context")).unwrap_or_default(),
-                    name: name.clone(),
-                    files: config.files.clone(),
-                })?,
-            )
-        }
+        (None, Some(name)) => Some(named(&config.clusters, name).ok_or_else(|| {
+            ConfigError::from(ConfigProblem::NoSuchCluster {
+                context: context.map(|c| c.describe("context")).unwrap_or_default(),
+                name: name.clone(),
+                files: config.files.clone(),
+            })
+        })?),
         (None, None) => None,
     };
     let user = match (&args.user, context.and_then(|c| c.value.user.as_ref())) {

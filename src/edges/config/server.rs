@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::ConfigError;
+use super::{ConfigError, ConfigProblem};
 use crate::leaves::http::split_host_port;
 
 /// The API server's address, as taken from `--server`, a kubeconfig or the environment.
@@ -28,10 +28,12 @@ impl ServerUrl {
     /// Parses `http(s)://host[:port][/path]`; `from` names where it was written.
     /// A query or fragment is dropped, as client-go drops it.
     pub fn parse_from(url: &str, from: &str) -> Result<ServerUrl, ConfigError> {
-        let bad = |why: &'static str| ConfigError::ServerUrl {
-            from: from.to_string(),
-            url: url.to_string(),
-            why,
+        let bad = |why: &'static str| {
+            ConfigError::from(ConfigProblem::ServerUrl {
+                from: from.to_string(),
+                url: url.to_string(),
+                why,
+            })
         };
         let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
             (true, rest)
@@ -69,10 +71,10 @@ impl ServerUrl {
             _ => host.to_string(),
         };
         ServerUrl::parse(&format!("https://{host}:{port}")).map_err(|_| {
-            ConfigError::InClusterAddress {
+            ConfigError::from(ConfigProblem::InClusterAddress {
                 host,
                 port: port.to_string(),
-            }
+            })
         })
     }
 

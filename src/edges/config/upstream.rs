@@ -10,7 +10,7 @@ use rustls_pki_types::ServerName;
 use super::auth::{credentials, credentials_for_http, exec_plugin, identity};
 use super::kubeconfig;
 use super::select::{in_cluster, select, Base};
-use super::{ConfigError, Environment, ServerUrl};
+use super::{ConfigError, ConfigProblem, Environment, ServerUrl};
 use crate::edges::cli::Args;
 use crate::services::credentials::{Credentials, ExecPlugin};
 use crate::services::tls::{self, CertificateSource, Identity, Pem, Roots, TlsSource};
@@ -120,15 +120,15 @@ fn build(
         (Some(url), _, _) => ServerUrl::parse(url)?,
         (None, Some(entry), _) => {
             let Some(url) = &entry.value.server else {
-                return Err(ConfigError::NoServer {
+                return Err(ConfigError::from(ConfigProblem::NoServer {
                     cluster: entry.describe("cluster"),
                     name: entry.name.clone(),
-                });
+                }));
             };
             ServerUrl::parse_from(url, &format!("server of {}", entry.describe("cluster")))?
         }
         (None, None, Some(in_cluster)) => in_cluster.server.clone(),
-        (None, None, None) => return Err(ConfigError::NoClusterInContext),
+        (None, None, None) => return Err(ConfigError::from(ConfigProblem::NoClusterInContext)),
     };
     let path_prefix = match (args.append_server_path, server.path.is_empty()) {
         (true, _) => server.path.clone(),
@@ -153,13 +153,13 @@ fn build(
     let server_name = tls::server_name(tls_server_name, server.bare_host())?;
     let proxy = match base.cluster {
         Some(entry) => match &entry.value.proxy_url {
-            Some(url) => Some(
-                ProxyUrl::parse(url).map_err(|source| ConfigError::ProxyUrl {
+            Some(url) => Some(ProxyUrl::parse(url).map_err(|source| {
+                ConfigError::from(ConfigProblem::ProxyUrl {
                     url: without_userinfo(url),
                     cluster: entry.describe("cluster"),
                     source,
-                })?,
-            ),
+                })
+            })?),
             None => None,
         },
         None => None,
@@ -212,9 +212,9 @@ fn roots(args: &Args, base: &Base, warnings: &mut Vec<String>) -> Result<Roots, 
     if args.insecure_skip_tls_verify {
         if args.certificate_authority.is_some() {
             // kubectl refuses this combination too.
-            return Err(ConfigError::Conflict(
+            return Err(ConfigError::from(ConfigProblem::Conflict(
                 "--insecure-skip-tls-verify and --certificate-authority cannot be used together",
-            ));
+            )));
         }
         warnings.push(insecure_warning("--insecure-skip-tls-verify"));
         return Ok(Roots::Insecure);
@@ -228,7 +228,9 @@ fn roots(args: &Args, base: &Base, warnings: &mut Vec<String>) -> Result<Roots, 
             cluster.certificate_authority.is_some() || cluster.certificate_authority_data.is_some();
         if cluster.insecure_skip_tls_verify {
             if has_ca {
-                return Err(ConfigError::InsecureWithCa(entry.describe("cluster")));
+                return Err(ConfigError::from(ConfigProblem::InsecureWithCa(
+                    entry.describe("cluster"),
+                )));
             }
             warnings.push(insecure_warning(&format!(
                 "{}: insecure-skip-tls-verify",
@@ -240,7 +242,11 @@ fn roots(args: &Args, base: &Base, warnings: &mut Vec<String>) -> Result<Roots, 
             &cluster.certificate_authority_data,
             &cluster.certificate_authority,
         ) {
-            (Some(_), Some(_)) => return Err(ConfigError::TwoCas(entry.describe("cluster"))),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::from(ConfigProblem::TwoCas(
+                    entry.describe("cluster"),
+                )))
+            }
             (Some(data), None) => {
                 return Ok(Roots::Pem(Pem::Inline {
                     source: format!(
@@ -260,6 +266,6 @@ fn roots(args: &Args, base: &Base, warnings: &mut Vec<String>) -> Result<Roots, 
     // kubectl falls back to the system's roots.
     match tls::system_ca_bundle() {
         Some(bundle) => Ok(Roots::Pem(Pem::File(bundle))),
-        None => Err(ConfigError::NoCa),
+        None => Err(ConfigError::from(ConfigProblem::NoCa)),
     }
 }

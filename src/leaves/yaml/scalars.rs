@@ -16,6 +16,16 @@ pub(super) fn tag_name(tag: &Tag) -> String {
     format!("{}{}", tag.handle, tag.suffix)
 }
 
+/// The short form of a tag that can refuse a value, for its error.
+fn short_tag(kind: &str) -> &'static str {
+    match kind {
+        "bool" => "!!bool",
+        "int" => "!!int",
+        "float" => "!!float",
+        _ => "!!null",
+    }
+}
+
 /// A scalar's value, by its style and tag (go-yaml v2's `resolve` and
 /// `decoder.scalar`, decoding into an `interface{}`).
 pub(super) fn scalar(value: String, style: TScalarStyle, tag: Option<&Tag>) -> Result<Node, Error> {
@@ -51,10 +61,10 @@ pub(super) fn scalar(value: String, style: TScalarStyle, tag: Option<&Tag>) -> R
             let node = resolve(value.clone());
             match fits(&node) {
                 true => Ok(node),
-                false => Err(Error::BadTag(value, format!("!!{kind}"))),
+                false => Err(Error::BadTag(value, short_tag(kind))),
             }
         }
-        "timestamp" => Err(Error::BadTag(value, "!!timestamp".into())),
+        "timestamp" => Err(Error::BadTag(value, "!!timestamp")),
         // `!!map`, `!!seq`, `!!merge` on a scalar: go-yaml keeps the text.
         _ => Ok(Node::Str(value)),
     }

@@ -10,11 +10,18 @@ use std::time::Duration;
 use crate::leaves::yaml;
 
 /// What went wrong with a credential; `Display` says where, and what to do.
+/// Behind an `Arc`: it travels in the `Result` of every request's token
+/// lookup, and a plugin's failure is shared by every request that waited on
+/// its run.
 #[derive(Clone, Debug)]
-pub enum CredentialError {
+pub struct CredentialError(Arc<CredentialProblem>);
+
+/// What is wrong with the credential.
+#[derive(Debug)]
+pub enum CredentialProblem {
     /// An inline token that is empty; names where it was given.
     Empty(String),
-    Unreadable(PathBuf, Arc<io::Error>),
+    Unreadable(PathBuf, io::Error),
     EmptyFile(PathBuf),
     NotText(PathBuf),
     /// A token that would end its header line early; names where it was given.
@@ -32,7 +39,7 @@ pub enum CredentialError {
 }
 
 /// Why an exec plugin's run gave no credential.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum PluginProblem {
     /// Its command is not there: the command, and its `installHint`.
     NotFound {
@@ -41,10 +48,10 @@ pub enum PluginProblem {
     },
     CannotRun {
         command: String,
-        source: Arc<io::Error>,
+        source: io::Error,
     },
-    CannotRead(Arc<io::Error>),
-    CannotWait(Arc<io::Error>),
+    CannotRead(io::Error),
+    CannotWait(io::Error),
     /// Past `--exec-timeout`: whether it had exited (a child of its holding
     /// its output open) or not.
     Stopped {
@@ -72,31 +79,31 @@ pub enum PluginProblem {
     NoneYet,
 }
 
-impl fmt::Display for CredentialError {
+impl fmt::Display for CredentialProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CredentialError::Empty(from) => write!(f, "{from} is empty"),
-            CredentialError::Unreadable(path, e) => {
+            CredentialProblem::Empty(from) => write!(f, "{from} is empty"),
+            CredentialProblem::Unreadable(path, e) => {
                 write!(f, "token file {}: cannot read it: {e}", path.display())
             }
-            CredentialError::EmptyFile(path) => {
+            CredentialProblem::EmptyFile(path) => {
                 write!(f, "token file {}: the file is empty", path.display())
             }
-            CredentialError::NotText(path) => write!(
+            CredentialProblem::NotText(path) => write!(
                 f,
                 "token file {}: not a token (not UTF-8 text)",
                 path.display()
             ),
-            CredentialError::BadCharacters(from) => write!(
+            CredentialProblem::BadCharacters(from) => write!(
                 f,
                 "{from}: the token holds characters that cannot go in an HTTP header"
             ),
-            CredentialError::BadImpersonation { field, value } => write!(
+            CredentialProblem::BadImpersonation { field, value } => write!(
                 f,
                 "impersonation {field}: {value:?} holds characters that cannot go in an HTTP \
                  header"
             ),
-            CredentialError::Plugin { plugin, problem } => {
+            CredentialProblem::Plugin { plugin, problem } => {
                 write!(f, "getting credentials: {plugin}: {problem}")
             }
         }
@@ -107,8 +114,11 @@ impl fmt::Display for PluginProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PluginProblem::NotFound { command, hint } => {
-                let said = format!("executable {command} not found. {hint}");
-                f.write_str(said.trim_end())
+                write!(f, "executable {command} not found.")?;
+                match hint.trim_end() {
+                    "" => Ok(()),
+                    hint => write!(f, " {hint}"),
+                }
             }
             PluginProblem::CannotRun { command, source } => {
                 write!(f, "cannot run {command}: {source}")
@@ -166,11 +176,30 @@ impl fmt::Display for PluginProblem {
     }
 }
 
+impl fmt::Display for CredentialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<CredentialProblem> for CredentialError {
+    fn from(problem: CredentialProblem) -> Self {
+        CredentialError(Arc::new(problem))
+    }
+}
+
+impl CredentialError {
+    /// What is wrong.
+    pub fn problem(&self) -> &CredentialProblem {
+        &self.0
+    }
+}
+
 impl std::error::Error for CredentialError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CredentialError::Unreadable(_, e) => Some(&**e),
-            CredentialError::Plugin { problem, .. } => Some(problem),
+        match self.problem() {
+            CredentialProblem::Unreadable(_, e) => Some(e),
+            CredentialProblem::Plugin { problem, .. } => Some(problem),
             _ => None,
         }
     }
@@ -181,7 +210,7 @@ impl std::error::Error for PluginProblem {
         match self {
             PluginProblem::CannotRun { source: e, .. }
             | PluginProblem::CannotRead(e)
-            | PluginProblem::CannotWait(e) => Some(&**e),
+            | PluginProblem::CannotWait(e) => Some(e),
             PluginProblem::NotYaml(e) => Some(e),
             _ => None,
         }

@@ -8,7 +8,7 @@ mod error;
 pub mod exec;
 mod token;
 
-pub use error::{CredentialError, PluginProblem};
+pub use error::{CredentialError, CredentialProblem, PluginProblem};
 pub use exec::ExecPlugin;
 pub use token::{Token, TokenSource};
 
@@ -46,10 +46,10 @@ impl Impersonation {
         let mut out = Vec::new();
         let mut line = |name: &str, value: &str| -> Result<(), CredentialError> {
             if value.bytes().any(|b| b.is_ascii_control()) {
-                return Err(CredentialError::BadImpersonation {
+                return Err(CredentialError::from(CredentialProblem::BadImpersonation {
                     field: name.to_string(),
                     value: value.to_string(),
-                });
+                }));
             }
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
             Ok(())

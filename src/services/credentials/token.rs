@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::exec::ExecPlugin;
-use super::CredentialError;
+use super::{CredentialError, CredentialProblem};
 
 use crate::services::metrics::METRICS;
 
@@ -91,7 +91,7 @@ impl TokenSource {
     pub fn named(token: &str, from: &str) -> Result<TokenSource, CredentialError> {
         let token = token.trim_end_matches([' ', '\t']);
         if token.is_empty() {
-            return Err(CredentialError::Empty(from.into()));
+            return Err(CredentialError::from(CredentialProblem::Empty(from.into())));
         }
         check_header_safe(token, || from.into())?;
         Ok(TokenSource::Fixed(Token::new(token)))
@@ -224,12 +224,14 @@ impl FileToken {
 
 fn read_token(path: &Path) -> Result<String, CredentialError> {
     let bytes = std::fs::read(path)
-        .map_err(|e| CredentialError::Unreadable(path.to_path_buf(), Arc::new(e)))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| CredentialError::NotText(path.to_path_buf()))?;
+        .map_err(|e| CredentialError::from(CredentialProblem::Unreadable(path.to_path_buf(), e)))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| CredentialError::from(CredentialProblem::NotText(path.to_path_buf())))?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(CredentialError::EmptyFile(path.to_path_buf()));
+        return Err(CredentialError::from(CredentialProblem::EmptyFile(
+            path.to_path_buf(),
+        )));
     }
     check_header_safe(token, || format!("token file {}", path.display()))?;
     Ok(token.to_string())
@@ -240,7 +242,9 @@ fn read_token(path: &Path) -> Result<String, CredentialError> {
 /// header value, as Go allows it.)
 fn check_header_safe(token: &str, from: impl Fn() -> String) -> Result<(), CredentialError> {
     if token.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
-        return Err(CredentialError::BadCharacters(from()));
+        return Err(CredentialError::from(CredentialProblem::BadCharacters(
+            from(),
+        )));
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{PrivateKeyDer, ServerName};
 
 use pem::{certificates, CERTIFICATE_AUTHORITY, CLIENT_CERTIFICATE, CLIENT_KEY};
-pub use pem::{Pem, TlsError};
+pub use pem::{Pem, TlsError, TlsProblem};
 use provider::{builder, provider, NoCertificateCheck};
 
 use crate::services::metrics::METRICS;
@@ -90,9 +90,9 @@ fn build(
             let source = || pem.source();
             let mut store = RootCertStore::empty();
             for cert in certificates(CERTIFICATE_AUTHORITY, &source, bytes)? {
-                store
-                    .add(cert)
-                    .map_err(|e| TlsError::Invalid(CERTIFICATE_AUTHORITY, source(), e))?;
+                store.add(cert).map_err(|e| {
+                    TlsError::from(TlsProblem::Invalid(CERTIFICATE_AUTHORITY, source(), e))
+                })?;
             }
             builder().with_root_certificates(store)
         }
@@ -112,11 +112,11 @@ fn build(
             let (cert_source, key_source) = identity.sources();
             let chain = certificates(CLIENT_CERTIFICATE, &|| cert_source.clone(), cert)?;
             let key = PrivateKeyDer::from_pem_slice(key)
-                .map_err(|_| TlsError::NotPem(CLIENT_KEY, key_source.clone()))?;
+                .map_err(|_| TlsError::from(TlsProblem::NotPem(CLIENT_KEY, key_source.clone())))?;
             // rustls checks that the key belongs to the leaf certificate.
             verified
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| TlsError::Invalid(CLIENT_KEY, key_source, e))?
+                .map_err(|e| TlsError::from(TlsProblem::Invalid(CLIENT_KEY, key_source, e)))?
         }
     };
     // ALPN is pinned to HTTP/1.1: the proxy speaks HTTP/1.1 upstream, and
@@ -132,7 +132,8 @@ pub fn server_name(
     host: &str,
 ) -> Result<ServerName<'static>, TlsError> {
     let name = override_name.unwrap_or(host);
-    ServerName::try_from(name.to_string()).map_err(|_| TlsError::ServerName(name.to_string()))
+    ServerName::try_from(name.to_string())
+        .map_err(|_| TlsError::from(TlsProblem::ServerName(name.to_string())))
 }
 
 /// How often the CA and client certificate files are looked at again. client-go

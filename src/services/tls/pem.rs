@@ -22,9 +22,8 @@ pub enum Pem {
 impl Pem {
     pub fn read(&self, what: &'static str) -> Result<Vec<u8>, TlsError> {
         match self {
-            Pem::File(path) => {
-                std::fs::read(path).map_err(|e| TlsError::Unreadable(what, path.clone(), e))
-            }
+            Pem::File(path) => std::fs::read(path)
+                .map_err(|e| TlsError::from(TlsProblem::Unreadable(what, path.clone(), e))),
             Pem::Inline { bytes, .. } => Ok(bytes.clone()),
         }
     }
@@ -40,7 +39,11 @@ impl Pem {
 /// Why TLS settings could not be made: what (a certificate authority, a client
 /// certificate or key), from where, and what is wrong with it.
 #[derive(Debug)]
-pub enum TlsError {
+pub struct TlsError(Box<TlsProblem>);
+
+/// What is wrong with a certificate, key or server name.
+#[derive(Debug)]
+pub enum TlsProblem {
     Unreadable(&'static str, PathBuf, std::io::Error),
     /// What kind of PEM was expected, from where.
     NotPem(&'static str, String),
@@ -49,21 +52,21 @@ pub enum TlsError {
     ServerName(String),
 }
 
-impl fmt::Display for TlsError {
+impl fmt::Display for TlsProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TlsError::Unreadable(what, path, e) => {
+            TlsProblem::Unreadable(what, path, e) => {
                 write!(f, "{what} {}: cannot read it: {e}", path.display())
             }
-            TlsError::NotPem(what, source) => write!(f, "{what} {source}: {}", expected(what)),
-            TlsError::Invalid(what, source, e) => {
+            TlsProblem::NotPem(what, source) => write!(f, "{what} {source}: {}", expected(what)),
+            TlsProblem::Invalid(what, source, e) => {
                 let problem = match *what {
                     CLIENT_KEY => "not a usable key for the client certificate",
                     _ => "not a usable certificate",
                 };
                 write!(f, "{what} {source}: {problem}: {e}")
             }
-            TlsError::ServerName(name) => write!(
+            TlsProblem::ServerName(name) => write!(
                 f,
                 "invalid server name {name:?} for TLS: expected a DNS name or an IP address"
             ),
@@ -71,12 +74,31 @@ impl fmt::Display for TlsError {
     }
 }
 
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<TlsProblem> for TlsError {
+    fn from(problem: TlsProblem) -> Self {
+        TlsError(Box::new(problem))
+    }
+}
+
+impl TlsError {
+    /// What is wrong.
+    pub fn problem(&self) -> &TlsProblem {
+        &self.0
+    }
+}
+
 impl std::error::Error for TlsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            TlsError::Unreadable(_, _, e) => Some(e),
-            TlsError::Invalid(_, _, e) => Some(e),
-            TlsError::NotPem(..) | TlsError::ServerName(_) => None,
+        match self.problem() {
+            TlsProblem::Unreadable(_, _, e) => Some(e),
+            TlsProblem::Invalid(_, _, e) => Some(e),
+            TlsProblem::NotPem(..) | TlsProblem::ServerName(_) => None,
         }
     }
 }
@@ -104,9 +126,9 @@ pub fn certificates(
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
-        .map_err(|_| TlsError::NotPem(what, source()))?;
+        .map_err(|_| TlsError::from(TlsProblem::NotPem(what, source())))?;
     if certs.is_empty() {
-        return Err(TlsError::NotPem(what, source()));
+        return Err(TlsError::from(TlsProblem::NotPem(what, source())));
     }
     Ok(certs)
 }

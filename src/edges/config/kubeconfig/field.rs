@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Entry;
-use crate::edges::config::ConfigError;
+use crate::edges::config::{ConfigError, ConfigProblem};
 use crate::leaves::base64;
 use crate::leaves::yaml::Value;
 
@@ -32,11 +32,11 @@ impl<'a> Field<'a> {
             true => "the document",
             false => &self.at,
         };
-        ConfigError::Field {
+        ConfigError::from(ConfigProblem::Field {
             file: self.file.to_path_buf(),
             at: at.to_string(),
             expected: expected.to_string(),
-        }
+        })
     }
 
     fn child(&self, at: String, value: &'a Value) -> Field<'a> {
@@ -189,7 +189,16 @@ impl<'a> Field<'a> {
     /// `extensions:`: a list of `{name, extension}`, where an extension may be
     /// anything; names once each, as kubectl converts the list into a map.
     pub(super) fn extensions(&self, key: &str) -> Result<(), ConfigError> {
-        self.entries(key, "extension", |_| Ok(())).map(drop)
+        let Some(node) = self.get(key) else {
+            return Ok(());
+        };
+        let mut names: Vec<String> = Vec::new();
+        for item in node.items()? {
+            let taken = |name: &str| names.iter().any(|n| n == name);
+            let (name, _) = item.entry(key, "extension", &taken)?;
+            names.push(name);
+        }
+        Ok(())
     }
 
     /// `clusters:` and the like: a list of `{name: N, KIND: {...}}`, each name
@@ -206,29 +215,44 @@ impl<'a> Field<'a> {
         };
         let mut entries: Vec<Entry<T>> = Vec::new();
         for item in node.items()? {
-            item.object_or_null()?;
-            let name = item.string("name")?.unwrap_or_default();
-            if entries.iter().any(|e| e.name == name) {
-                return Err(item.wrong(&format!(
-                    "a {kind} name used once (duplicate name {name:?})"
-                )));
-            }
-            let body = match item.get(kind) {
-                Some(mut body) => {
-                    body.at = format!("{list}[{name:?}].{kind}");
-                    if kind != "extension" {
-                        body.object()?;
-                    }
-                    read(&body)?
-                }
-                None => read(&item.child(String::new(), &Value::Null))?,
-            };
+            let taken = |name: &str| entries.iter().any(|e| e.name == name);
+            let (name, body) = item.entry(list, kind, &taken)?;
+            let value = read(&body)?;
             entries.push(Entry {
                 name,
                 file: self.file.to_path_buf(),
-                value: body,
+                value,
             });
         }
         Ok(entries)
+    }
+
+    /// One item of such a list: its name (not `taken` already) and the body
+    /// under `kind`, checked to be an object. Not generic, so that the four
+    /// kinds of list share it.
+    fn entry(
+        &self,
+        list: &str,
+        kind: &str,
+        taken: &dyn Fn(&str) -> bool,
+    ) -> Result<(String, Field<'a>), ConfigError> {
+        self.object_or_null()?;
+        let name = self.string("name")?.unwrap_or_default();
+        if taken(&name) {
+            return Err(self.wrong(&format!(
+                "a {kind} name used once (duplicate name {name:?})"
+            )));
+        }
+        let body = match self.get(kind) {
+            Some(mut body) => {
+                body.at = format!("{list}[{name:?}].{kind}");
+                if kind != "extension" {
+                    body.object()?;
+                }
+                body
+            }
+            None => self.child(String::new(), &Value::Null),
+        };
+        Ok((name, body))
     }
 }

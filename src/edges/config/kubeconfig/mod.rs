@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use field::Field;
 
-use super::{ConfigError, Environment};
+use super::{ConfigError, ConfigProblem, Environment};
 use crate::leaves::secret::Secret;
 use crate::leaves::yaml::{self, Value};
 
@@ -102,7 +102,9 @@ pub fn files(explicit: Option<&Path>, env: &dyn Environment) -> Result<Vec<PathB
         // kubectl: a missing --kubeconfig is fatal, not skipped.
         return match path.exists() {
             true => Ok(vec![path.to_path_buf()]),
-            false => Err(ConfigError::NoSuchKubeconfig(path.to_path_buf())),
+            false => Err(ConfigError::from(ConfigProblem::NoSuchKubeconfig(
+                path.to_path_buf(),
+            ))),
         };
     }
     if let Some(list) = env.var("KUBECONFIG") {
@@ -127,11 +129,14 @@ pub fn load(files: &[PathBuf]) -> Result<Kubeconfig, ConfigError> {
         ..Kubeconfig::default()
     };
     for file in files {
-        let bytes = std::fs::read(file).map_err(|source| ConfigError::Unreadable {
-            file: file.clone(),
-            source,
+        let bytes = std::fs::read(file).map_err(|source| {
+            ConfigError::from(ConfigProblem::Unreadable {
+                file: file.clone(),
+                source,
+            })
         })?;
-        let text = text_of(&bytes).ok_or_else(|| ConfigError::NotText(file.clone()))?;
+        let text = text_of(&bytes)
+            .ok_or_else(|| ConfigError::from(ConfigProblem::NotText(file.clone())))?;
         let one = parse(file, &text)?;
         merge(&mut merged.clusters, one.clusters);
         merge(&mut merged.users, one.users);
@@ -172,9 +177,11 @@ fn merge<T>(into: &mut Vec<Entry<T>>, from: Vec<Entry<T>>) {
 /// kubectl decodes one is an error, even in a field kproxy does not use. An
 /// empty file is an empty configuration.
 pub fn parse(file: &Path, text: &str) -> Result<Kubeconfig, ConfigError> {
-    let doc = yaml::parse(text, yaml::Limits::KUBECONFIG).map_err(|source| ConfigError::Yaml {
-        file: file.to_path_buf(),
-        source,
+    let doc = yaml::parse(text, yaml::Limits::KUBECONFIG).map_err(|source| {
+        ConfigError::from(ConfigProblem::Yaml {
+            file: file.to_path_buf(),
+            source,
+        })
     })?;
     let root = Field::root(&doc, file);
     if !matches!(doc, Value::Map(_) | Value::Null) {

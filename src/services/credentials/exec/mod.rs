@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use credential::{parse_credential, Credential};
 
-use super::{CredentialError, PluginProblem, Token};
+use super::{CredentialError, CredentialProblem, PluginProblem, Token};
 use crate::services::metrics::METRICS;
 
 /// A run starts at most this often, whatever the last one gave: requests in
@@ -175,10 +175,10 @@ impl ExecPlugin {
     }
 
     fn failed(&self, problem: PluginProblem) -> CredentialError {
-        CredentialError::Plugin {
+        CredentialError::from(CredentialProblem::Plugin {
             plugin: self.settings.describe.clone(),
             problem,
-        }
+        })
     }
 
     /// `KUBERNETES_EXEC_INFO`: the ExecCredential request.

@@ -6,7 +6,6 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, TryRecvError};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::ExecSettings;
@@ -41,7 +40,7 @@ pub fn run(settings: &ExecSettings, request: &str) -> Result<Vec<u8>, PluginProb
         },
         _ => PluginProblem::CannotRun {
             command: settings.command.clone(),
-            source: Arc::new(e),
+            source: e,
         },
     })?;
     wait_with_timeout(child, settings.timeout)
@@ -65,15 +64,13 @@ fn wait_with_timeout(mut child: Child, timeout: Duration) -> Result<Vec<u8>, Plu
         });
     if let Err(e) = reader {
         kill_group(&mut child);
-        return Err(PluginProblem::CannotRead(Arc::new(e)));
+        return Err(PluginProblem::CannotRead(e));
     }
     let started = Instant::now();
     let (mut status, mut printed) = (None, None);
     loop {
         if status.is_none() {
-            status = child
-                .try_wait()
-                .map_err(|e| PluginProblem::CannotWait(Arc::new(e)))?;
+            status = child.try_wait().map_err(PluginProblem::CannotWait)?;
         }
         if printed.is_none() {
             printed = match output.try_recv() {

@@ -278,7 +278,6 @@ impl Drop for Pool {
         let mut state = self.shared.lock();
         state.closed = true;
         state.idle.clear();
-        METRICS.upstream_idle.set(0);
         self.shared.work.notify_all();
     }
 }
