@@ -26,7 +26,7 @@ def main(old, new):
     token_file = f"{work}/token"
     Path(token_file).write_text(bench.TOKEN)
     upstream = bench.free_port()
-    bench.start_nginx(work, upstream)
+    bench.start_nginx(work, upstream, bench.free_port())
     server = f"https://127.0.0.1:{upstream}"
     targets = {}
     try:

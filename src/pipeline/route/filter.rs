@@ -178,12 +178,11 @@ pub fn host_without_port(authority: &str) -> Option<&str> {
     split_host_port(authority).map(|(host, _)| host)
 }
 
+/// kubectl's defaults, for tests (the flags build the real one).
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::leaves::path::canonical;
-
-    fn default_filter() -> Filter {
+impl Filter {
+    #[allow(clippy::unwrap_used, reason = "the defaults parse: tested below")]
+    pub(crate) fn kubectl_defaults() -> Filter {
         Filter {
             accept_hosts: Patterns::parse(DEFAULT_ACCEPT_HOSTS).unwrap(),
             accept_paths: Patterns::parse(DEFAULT_ACCEPT_PATHS).unwrap(),
@@ -191,6 +190,16 @@ mod tests {
             reject_methods: Patterns::parse(DEFAULT_REJECT_METHODS).unwrap(),
             accept_origins: Patterns::parse(DEFAULT_ACCEPT_ORIGINS).unwrap(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leaves::path::canonical;
+
+    fn default_filter() -> Filter {
+        Filter::kubectl_defaults()
     }
 
     fn check(f: &Filter, method: &str, path: &str, host: &str) -> Result<(), Refusal> {

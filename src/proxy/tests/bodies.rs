@@ -128,14 +128,7 @@ fn a_broken_chunked_body_is_400_and_nothing_goes_up() {
 #[test]
 fn a_body_that_stops_is_408_after_the_header_timeout() {
     let api = measuring();
-    let kproxy = Setup {
-        timeouts: ClientTimeouts {
-            header: Duration::from_millis(300),
-            idle: Duration::from_secs(30),
-        },
-        ..Setup::default()
-    }
-    .start(&api);
+    let kproxy = Setup::timing_out(Duration::from_millis(300), Duration::from_secs(30)).start(&api);
     let mut conn = kproxy.connect();
     let response = conn.request(
         "POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: localhost\r\n\

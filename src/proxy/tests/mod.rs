@@ -24,10 +24,7 @@ use super::{Lifecycle, Proxy};
 use crate::leaves::budget::Budget;
 use crate::leaves::socket::Socket;
 use crate::pipeline::exchange::{Client, ClientTimeouts, Shared};
-use crate::pipeline::route::filter::{
-    Filter, DEFAULT_ACCEPT_HOSTS, DEFAULT_ACCEPT_ORIGINS, DEFAULT_ACCEPT_PATHS,
-    DEFAULT_REJECT_METHODS, DEFAULT_REJECT_PATHS,
-};
+use crate::pipeline::route::filter::{Filter, DEFAULT_REJECT_METHODS, DEFAULT_REJECT_PATHS};
 use crate::pipeline::route::patterns::Patterns;
 use crate::pipeline::route::Router;
 use crate::services::credentials::{Credentials, TokenSource};
@@ -73,15 +70,22 @@ impl Default for Setup {
 /// kubectl's filter with these reject lists.
 fn filter(reject_paths: &str, reject_methods: &str) -> Filter {
     Filter {
-        accept_hosts: Patterns::parse(DEFAULT_ACCEPT_HOSTS).unwrap(),
-        accept_paths: Patterns::parse(DEFAULT_ACCEPT_PATHS).unwrap(),
         reject_paths: Patterns::parse(reject_paths).unwrap(),
         reject_methods: Patterns::parse(reject_methods).unwrap(),
-        accept_origins: Patterns::parse(DEFAULT_ACCEPT_ORIGINS).unwrap(),
+        ..Filter::kubectl_defaults()
     }
 }
 
 impl Setup {
+    /// kubectl's defaults, with these client timeouts (short ones, for
+    /// tests of what a slow client gets).
+    fn timing_out(header: Duration, idle: Duration) -> Setup {
+        Setup {
+            timeouts: ClientTimeouts { header, idle },
+            ..Setup::default()
+        }
+    }
+
     fn start(self, api: &FakeApi) -> Kproxy {
         let proxy = Proxy {
             router: Router {

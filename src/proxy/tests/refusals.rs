@@ -280,14 +280,7 @@ fn a_refused_request_with_a_body_closes_the_connection() {
 #[test]
 fn a_head_that_trickles_in_is_408_after_the_header_timeout() {
     let api = FakeApi::echo_paths();
-    let kproxy = Setup {
-        timeouts: ClientTimeouts {
-            header: Duration::from_millis(300),
-            idle: Duration::from_secs(30),
-        },
-        ..Setup::default()
-    }
-    .start(&api);
+    let kproxy = Setup::timing_out(Duration::from_millis(300), Duration::from_secs(30)).start(&api);
     let mut conn = kproxy.connect();
     conn.send(b"GET /api HTTP/1.1\r\nHost: local");
     let response = conn.response();
@@ -300,14 +293,7 @@ fn a_head_that_trickles_in_is_408_after_the_header_timeout() {
 #[test]
 fn an_idle_connection_is_closed_quietly_after_the_idle_timeout() {
     let api = FakeApi::echo_paths();
-    let kproxy = Setup {
-        timeouts: ClientTimeouts {
-            header: Duration::from_secs(5),
-            idle: Duration::from_millis(300),
-        },
-        ..Setup::default()
-    }
-    .start(&api);
+    let kproxy = Setup::timing_out(Duration::from_secs(5), Duration::from_millis(300)).start(&api);
     let mut conn = kproxy.connect();
     assert_eq!(conn.get("/api").code, 200);
     // Nothing sent: no 408, just the close, as Go's server does.
