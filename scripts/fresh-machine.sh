@@ -8,7 +8,8 @@
 # Whatever the scripts forgot to install fails here instead of in CI.
 #
 #   scripts/fresh-machine.sh [--keep] [--debian-kubectl] [COMMAND...]
-#     COMMAND...        run these instead (e.g. `bash .ci/run`), from the clone
+#     COMMAND...        run these instead, from the clone: each argument is one
+#                       command line (e.g. "bash .ci/run", quoted)
 #     --keep            keep the root afterwards (its path is printed)
 #     --debian-kubectl  leave kubectl out, so that test.sh installs Debian's
 #
