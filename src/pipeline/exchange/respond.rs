@@ -77,18 +77,17 @@ fn stream_back(
             let kind = response.body_kind(needs.head_request)?;
             Ok((response, kind))
         });
-    let (response, kind) = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            return (
-                fail(client, ExchangeError::BadResponse(e), Next::Close),
-                false,
-            )
-        }
-    };
     let mut next = match needs.keep_alive {
         true => Next::KeepAlive,
         false => Next::Close,
+    };
+    // Nothing has been written to the client, and its request was read whole
+    // (the body is sent before the answer is read): its connection serves on,
+    // as after any other failure on the API server's side. Only this
+    // connection to the API server, whose framing is lost, is closed.
+    let (response, kind) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return (fail(client, ExchangeError::BadResponse(e), next), false),
     };
     let encoding = match kind {
         BodyKind::Empty | BodyKind::Length(_) => Encoding::Identity,

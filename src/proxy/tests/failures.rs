@@ -96,10 +96,14 @@ fn an_answer_that_is_not_http_is_502() {
         );
     }
     // The client's request was read whole: its connection serves the next
-    // one. (Not after a head whose framing is bad, which kproxy closes.)
+    // one, after an answer that is no HTTP or whose framing is bad alike.
     let mut conn = kproxy.connect();
     assert_eq!(conn.get("/ssh").code, 502);
     assert_eq!(conn.get("/ok").code, 200);
+    for path in ["/bad-length", "/two-lengths"] {
+        assert_eq!(conn.get(path).code, 502, "{path}");
+        assert_eq!(conn.get("/ok").code, 200, "after {path}");
+    }
 }
 
 #[test]
