@@ -37,7 +37,7 @@ impl Budget {
         }
     }
 
-    /// Reserves `bytes`, waiting up to [`WAIT`] for room; `None` if there is none.
+    /// Reserves `bytes`, waiting up to `WAIT` for room; `None` if there is none.
     pub fn reserve(&self, bytes: usize) -> Option<Grant<'_>> {
         let deadline = Instant::now() + WAIT;
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());

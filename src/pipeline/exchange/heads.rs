@@ -122,7 +122,7 @@ impl UpstreamHead {
     }
 
     /// The whole head as slices to write in one go: these bytes, the token's
-    /// header line (`Authorization: ...\r\n`), then `end` (see [`HeadEnd`]),
+    /// header line (`Authorization: ...\r\n`), then `end` (see `HeadEnd`),
     /// then `body`.
     pub fn slices<'a>(
         &'a self,

@@ -1,6 +1,7 @@
 //! What kproxy has done, for `--metrics-address`: counters, gauges and one
 //! histogram, written out in Prometheus's text format by [`exposition`] and
-//! served by [`listener`].
+//! served by the metrics server
+//! ([`crate::edges::listen::metrics_server`]).
 //!
 //! Each one is a relaxed atomic in a static, counted whether or not anyone
 //! scrapes: the request path pays an atomic add or two, never a lock or an

@@ -10,7 +10,7 @@
 //!   an error, relative paths are relative to the file that holds them.
 //!
 //! Only the data is here; what it means for the proxy is decided in
-//! [`super::upstream`].
+//! `config/upstream.rs`.
 
 use std::path::{Path, PathBuf};
 

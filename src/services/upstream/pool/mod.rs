@@ -24,7 +24,7 @@
 //! Long-lived streams are not counted: a watch, `follow`ed logs and a tunnel
 //! get a connection of their own ([`Pool::own`], [`Pool::fresh`]), and a lent
 //! connection whose answer goes quiet mid-body stops counting
-//! ([`Lease::detach`]). So streams never starve short requests of their turn.
+//! ([`Place::detach`]). So streams never starve short requests of their turn.
 //!
 //! Idle connections are closed after [`IDLE_TIMEOUT`], as Go's transport does.
 
@@ -458,7 +458,7 @@ impl Lease {
     /// (a waiting one first). One that read more than its answer, or was
     /// verified under a CA bundle since replaced, is closed instead; so is one
     /// of a stream's when the limit is reached. (Whether anything came later is
-    /// looked at by the request that takes it: see [`Lease::usable`].)
+    /// looked at by the request that takes it: see `Lease::usable`.)
     pub fn give_back(mut self) {
         let Some(mut conn) = self.conn.take() else {
             return;
