@@ -79,8 +79,10 @@ fn wait_with_timeout(mut child: Child, timeout: Duration) -> Result<Vec<u8>, Plu
                 Err(TryRecvError::Disconnected) => Some(Vec::new()),
             };
         }
-        if let (Some(status), Some(printed)) = (status, printed.take()) {
-            return finished(status, printed);
+        // Kept until both are in: the output often ends (stdout closed) a
+        // moment before the plugin is seen to exit.
+        if let (Some(status), Some(out)) = (status, printed.as_mut()) {
+            return finished(status, std::mem::take(out));
         }
         if started.elapsed() >= timeout {
             kill_group(&mut child);
@@ -131,4 +133,40 @@ fn sanitize(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(script: &str, timeout: Duration) -> ExecSettings {
+        ExecSettings {
+            command: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env: Vec::new(),
+            api_version: super::super::V1,
+            install_hint: None,
+            cluster: None,
+            describe: "exec plugin sh".into(),
+            timeout,
+        }
+    }
+
+    #[test]
+    fn output_that_ends_before_the_plugin_exits_is_kept() {
+        // Prints, closes its stdout, then tidies up for a while (as a plugin
+        // writing its cache does): the output is read whole well before the
+        // plugin is seen to exit.
+        let plugin = settings(
+            "echo credential; exec >&-; sleep 0.3",
+            Duration::from_secs(10),
+        );
+        assert_eq!(run(&plugin, "{}").unwrap(), b"credential\n");
+    }
+
+    #[test]
+    fn a_plugin_that_exits_at_once_is_read_whole() {
+        let plugin = settings("echo credential", Duration::from_secs(10));
+        assert_eq!(run(&plugin, "{}").unwrap(), b"credential\n");
+    }
 }
